@@ -1,0 +1,20 @@
+"""skmoe: mixture-of-experts estimators for scikit-learn.
+
+Soft, hard, top-k and hierarchical mixtures of experts trained by EM, with
+any scikit-learn estimator that accepts ``sample_weight`` as an expert.
+"""
+
+from skmoe._estimators import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._gating import GateTree
+from skmoe._scoring import bic_scorer, log_likelihood_scorer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GateTree",
+    "MixtureOfExpertsClassifier",
+    "MixtureOfExpertsRegressor",
+    "__version__",
+    "bic_scorer",
+    "log_likelihood_scorer",
+]

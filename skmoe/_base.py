@@ -1,0 +1,616 @@
+"""BaseMixtureOfExperts: parameter rules and the one EM loop.
+
+The base composes the three lower layers (DESIGN.md §4): a :class:`GateTree`
+from ``_gating``, an expert pool from ``_experts`` and the routing transform
+from ``_routing``. The subclasses in ``_estimators`` say how targets are
+encoded, which expert pool to build, and how the combination turns expert
+outputs into predictions.
+"""
+
+import math
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context, clone
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
+
+from skmoe._backend import logsumexp
+from skmoe._gating import GateTree
+from skmoe._routing import ROUTINGS, route_log_weights
+
+__all__ = ["BaseMixtureOfExperts"]
+
+# Share of uniform responsibility mixed into the initial assignment, so that
+# every expert starts with some mass on every row (an empty k-means cluster
+# must not leave an expert unfittable).
+_INIT_SMOOTHING = 1e-2
+# k-means initialisation is fitted on at most this many rows: the start only
+# needs the regions, and k-means on 1e6 rows would cost more than EM.
+_KMEANS_MAX_ROWS = 20_000
+
+
+# ---------------------------------------------------------------------------
+# Initial responsibilities
+# ---------------------------------------------------------------------------
+
+
+def _standardize(Z, sample_weight):
+    mean = np.average(Z, axis=0, weights=sample_weight)
+    std = np.sqrt(np.average((Z - mean) ** 2, axis=0, weights=sample_weight))
+    return (Z - mean) / np.where(std > 0, std, 1.0)
+
+
+def tree_kmeans_labels(Z, hierarchy, sample_weight, random_state):
+    """Assign rows to leaves by k-means applied down the tree.
+
+    The root's children split the rows by k-means with ``hierarchy[0]``
+    clusters, each child's rows are split again, and so on: neighbouring
+    regions start under the same gate. A depth-1 tree is plain k-means.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_columns)
+        Standardized clustering features (X with the target).
+    hierarchy : tuple of int
+    sample_weight : ndarray of shape (n_samples,)
+    random_state : RandomState
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        Leaf index of every row.
+    """
+    labels = np.zeros(Z.shape[0], dtype=np.intp)
+    for branching in hierarchy:
+        new_labels = np.empty_like(labels)
+        for node in np.unique(labels):
+            rows = np.flatnonzero(labels == node)
+            sub = np.arange(rows.shape[0]) % branching
+            if rows.shape[0] >= branching:
+                fit_rows = rows
+                if rows.shape[0] > _KMEANS_MAX_ROWS:
+                    fit_rows = random_state.choice(
+                        rows, _KMEANS_MAX_ROWS, replace=False
+                    )
+                kmeans = KMeans(
+                    n_clusters=branching,
+                    n_init=1,
+                    random_state=random_state.randint(np.iinfo(np.int32).max),
+                )
+                with warnings.catch_warnings():
+                    # Duplicated points can leave fewer distinct clusters;
+                    # the smoothing of the responsibilities handles that.
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    kmeans.fit(Z[fit_rows], sample_weight=sample_weight[fit_rows])
+                sub = kmeans.predict(Z[rows])
+            new_labels[rows] = node * branching + sub
+        labels = new_labels
+    return labels
+
+
+# ---------------------------------------------------------------------------
+# The estimator base
+# ---------------------------------------------------------------------------
+
+
+class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the mixture-of-experts estimators.
+
+    Do not use it directly: use :class:`~skmoe.MixtureOfExpertsRegressor` or
+    :class:`~skmoe.MixtureOfExpertsClassifier`.
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict"]), list, None],
+        "n_experts": [Interval(Integral, 1, None, closed="left"), None],
+        "hierarchy": [tuple, list, None],
+        "routing": [StrOptions(set(ROUTINGS))],
+        "top_k": [Interval(Integral, 1, None, closed="left")],
+        "gate_features": ["array-like", None],
+        "gate_alpha": [Interval(Real, 0, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_experts=None,
+        hierarchy=None,
+        routing="soft",
+        top_k=2,
+        gate_features=None,
+        gate_alpha=1.0,
+        init_params="kmeans",
+        n_init=1,
+        max_iter=100,
+        tol=1e-4,
+        n_jobs=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.n_experts = n_experts
+        self.hierarchy = hierarchy
+        self.routing = routing
+        self.top_k = top_k
+        self.gate_features = gate_features
+        self.gate_alpha = gate_alpha
+        self.init_params = init_params
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # Hooks of the subclasses -----------------------------------------------
+
+    @abstractmethod
+    def _encode_targets(self, y, *, reset):
+        """Validate ``y`` and return the form the experts' likelihood uses."""
+
+    @abstractmethod
+    def _init_target_columns(self, y_encoded):
+        """Return the target as clustering columns for the k-means start."""
+
+    @abstractmethod
+    def _make_expert_pool(self, estimators, y_encoded, sample_weight):
+        """Return a fresh expert pool for cloned ``estimators``."""
+
+    @abstractmethod
+    def _check_expert(self, estimator):
+        """Raise if ``estimator`` cannot serve as an expert."""
+
+    # Parameters --------------------------------------------------------------
+
+    def _resolve_hierarchy(self):
+        """Return the tree of gates as a tuple of branching factors."""
+        if self.hierarchy is None:
+            n_experts = 3 if self.n_experts is None else self.n_experts
+            return (n_experts,)
+        hierarchy = tuple(self.hierarchy)
+        if len(hierarchy) == 0 or not all(
+            isinstance(b, Integral) and not isinstance(b, bool) and b >= 2
+            for b in hierarchy
+        ):
+            raise ValueError(
+                "hierarchy must be a non-empty tuple of integers >= 2 (the "
+                f"branching factor of each level), got {self.hierarchy!r}."
+            )
+        n_leaves = math.prod(hierarchy)
+        if self.n_experts is not None and self.n_experts != n_leaves:
+            raise ValueError(
+                f"n_experts={self.n_experts} does not match hierarchy="
+                f"{hierarchy}, which has {n_leaves} leaves; leave n_experts "
+                "unset (None) or set it to the number of leaves."
+            )
+        return hierarchy
+
+    def _expert_templates(self, n_experts, random_state):
+        """Return one unfitted clone of the expert template per expert.
+
+        Experts with an unset ``random_state`` get a seed drawn from the
+        mixture's, so that ``random_state`` makes the whole fit repeatable.
+        """
+        if isinstance(self.estimator, list):
+            if len(self.estimator) != n_experts:
+                raise ValueError(
+                    f"estimator is a list of {len(self.estimator)} estimators "
+                    f"but the mixture has {n_experts} experts; give one "
+                    "estimator per expert."
+                )
+            templates = [clone(e) for e in self.estimator]
+        else:
+            template = (
+                self._default_expert() if self.estimator is None else (self.estimator)
+            )
+            templates = [clone(template) for _ in range(n_experts)]
+        for template in templates:
+            self._check_expert(template)
+            seeds = {
+                name: random_state.randint(np.iinfo(np.int32).max)
+                for name, value in template.get_params().items()
+                if name.endswith("random_state") and value is None
+            }
+            template.set_params(**seeds)
+        return templates
+
+    def _check_sample_weight_support(self, estimator):
+        if not has_fit_parameter(estimator, "sample_weight"):
+            raise TypeError(
+                f"{type(estimator).__name__} does not support sample_weight in "
+                "fit; experts are refit with the responsibilities as sample "
+                "weights, so every expert must accept sample_weight."
+            )
+
+    def _resolve_gate_features(self, n_features):
+        """Return the column indices the gate sees."""
+        if self.gate_features is None:
+            return np.arange(n_features)
+        features = np.asarray(self.gate_features)
+        if features.ndim != 1:
+            raise ValueError(
+                "gate_features must be a 1-d list of column indices, names or "
+                f"a boolean mask, got an array of shape {features.shape}."
+            )
+        if features.dtype == bool:
+            if features.shape[0] != n_features:
+                raise ValueError(
+                    f"gate_features is a boolean mask of length "
+                    f"{features.shape[0]}, but X has {n_features} features."
+                )
+            return np.flatnonzero(features)
+        if features.shape[0] == 0:
+            return np.arange(0)
+        if features.dtype.kind in "OUS":
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    "gate_features names columns, but X has no feature names; "
+                    "pass a DataFrame or give column indices."
+                )
+            missing = [f for f in features if f not in set(names)]
+            if missing:
+                raise ValueError(
+                    f"gate_features {missing} are not feature names seen in fit."
+                )
+            return np.array([np.flatnonzero(names == f)[0] for f in features])
+        if features.dtype.kind not in "iu":
+            raise ValueError(
+                "gate_features must hold integer indices, feature names or "
+                f"booleans, got dtype {features.dtype}."
+            )
+        if features.min() < -n_features or features.max() >= n_features:
+            raise ValueError(
+                f"gate_features indices must lie in [0, {n_features}), got "
+                f"{features.tolist()}."
+            )
+        return np.unique(features % n_features)
+
+    # Fitting -----------------------------------------------------------------
+
+    def _validate_fit_data(self, X, y, sample_weight, *, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            y_numeric=not self._is_classifier(),
+        )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
+        if not np.all(np.isfinite(sample_weight)):
+            raise ValueError("sample_weight must be finite.")
+        if sample_weight.sum() <= 0:
+            raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        return X, y, sample_weight
+
+    def _is_classifier(self):
+        return False
+
+    def _initial_responsibilities(self, X, y_encoded, sample_weight, hierarchy, rs):
+        n_experts = math.prod(hierarchy)
+        if self.init_params == "random":
+            resp = rs.uniform(size=(X.shape[0], n_experts))
+        else:
+            Z = np.hstack([X, self._init_target_columns(y_encoded)])
+            labels = tree_kmeans_labels(
+                _standardize(Z.astype(np.float64), sample_weight),
+                hierarchy,
+                sample_weight,
+                rs,
+            )
+            resp = np.zeros((X.shape[0], n_experts))
+            resp[np.arange(X.shape[0]), labels] = 1.0
+        resp = (1.0 - _INIT_SMOOTHING) * resp / resp.sum(axis=1, keepdims=True)
+        return (resp + _INIT_SMOOTHING / n_experts).astype(X.dtype)
+
+    def _initialize(self, X, y_encoded, sample_weight, hierarchy, gate_idx, rs):
+        """Return a gate tree and an expert pool fitted to a fresh start."""
+        resp = self._initial_responsibilities(
+            X, y_encoded, sample_weight, hierarchy, rs
+        )
+        gate = GateTree(hierarchy, len(gate_idx), gate_idx)
+        gate.coef = [c.astype(X.dtype) for c in gate.coef]
+        pool = self._make_expert_pool(
+            self._expert_templates(gate.n_leaves, rs), y_encoded, sample_weight
+        )
+        self._m_step(gate, pool, X, y_encoded, sample_weight, resp)
+        return gate, pool
+
+    def _m_step(self, gate, pool, X, y_encoded, sample_weight, resp):
+        pool.m_step(X, y_encoded, sample_weight[:, None] * resp)
+        gate.m_step(X, resp, sample_weight, alpha=self.gate_alpha)
+
+    def _log_joint(self, gate, pool, X, y_encoded):
+        """Return log gate probabilities and experts' log-likelihoods."""
+        return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
+
+    def _e_step(self, gate, pool, X, y_encoded, sample_weight):
+        """Return (objective, mean log-likelihood, responsibilities)."""
+        log_gate, log_expert = self._log_joint(gate, pool, X, y_encoded)
+        log_routed_gate = route_log_weights(
+            log_gate, routing=self.routing, top_k=self.top_k
+        )
+        log_lik = logsumexp(log_routed_gate + log_expert, axis=1)
+        log_resp = route_log_weights(
+            log_gate + log_expert, routing=self.routing, top_k=self.top_k
+        )
+        total = sample_weight.sum()
+        mean_log_lik = float(sample_weight @ log_lik) / total
+        log_prior = pool.log_prior() - 0.5 * self.gate_alpha * sum(
+            float(np.sum(c[:, :-1, :] ** 2)) for c in gate.coef
+        )
+        return mean_log_lik + log_prior / total, mean_log_lik, np.exp(log_resp)
+
+    def _fit_once(self, gate, pool, X, y_encoded, sample_weight, init):
+        """Run EM from a start; return its history and convergence."""
+        objective, log_lik, resp = self._e_step(gate, pool, X, y_encoded, sample_weight)
+        objectives, log_liks = [objective], [log_lik]
+        converged, n_iter = False, 0
+        for n_iter in range(1, self.max_iter + 1):
+            previous = objective
+            self._m_step(gate, pool, X, y_encoded, sample_weight, resp)
+            objective, log_lik, resp = self._e_step(
+                gate, pool, X, y_encoded, sample_weight
+            )
+            objectives.append(objective)
+            log_liks.append(log_lik)
+            change = objective - previous
+            if self.verbose:
+                print(
+                    f"Initialization {init}, iteration {n_iter}: "
+                    f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
+                )
+            if abs(change) < self.tol:
+                converged = True
+                break
+        return objectives, log_liks, converged, n_iter
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the mixture of experts by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; None gives every sample weight one.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        continue_fit = self.warm_start and hasattr(self, "gate_")
+        X, y, sample_weight = self._validate_fit_data(
+            X, y, sample_weight, reset=not continue_fit
+        )
+        y_encoded = self._encode_targets(y, reset=not continue_fit)
+        hierarchy = self._resolve_hierarchy()
+        n_leaves = math.prod(hierarchy)
+        if self.routing == "topk" and self.top_k > n_leaves:
+            raise ValueError(
+                f"top_k={self.top_k} is larger than the number of experts ({n_leaves})."
+            )
+        if X.shape[0] < n_leaves:
+            raise ValueError(
+                f"n_samples={X.shape[0]} should be >= n_experts={n_leaves}: "
+                "every expert needs at least one sample."
+            )
+        gate_idx = self._resolve_gate_features(X.shape[1])
+        if continue_fit and tuple(self.gate_.hierarchy) != hierarchy:
+            raise ValueError(
+                "warm_start=True cannot change the number of experts or the "
+                f"hierarchy (fitted {self.gate_.hierarchy}, asked {hierarchy})."
+            )
+
+        rs = check_random_state(self.random_state)
+        best = None
+        n_init = 1 if continue_fit else self.n_init
+        for init in range(n_init):
+            if continue_fit:
+                gate, pool = self.gate_, self._expert_pool
+            else:
+                gate, pool = self._initialize(
+                    X, y_encoded, sample_weight, hierarchy, gate_idx, rs
+                )
+            objectives, log_liks, converged, n_iter = self._fit_once(
+                gate, pool, X, y_encoded, sample_weight, init
+            )
+            if best is None or objectives[-1] > best[0][-1]:
+                best = (objectives, log_liks, converged, n_iter, gate, pool)
+
+        objectives, log_liks, converged, n_iter, gate, pool = best
+        if not converged:
+            warnings.warn(
+                f"The best of {n_init} EM run(s) did not converge in "
+                f"{self.max_iter} iterations; increase max_iter or tol, or "
+                "check the data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.gate_ = gate
+        self._expert_pool = pool
+        self.experts_ = pool.to_estimators(X.shape[1])
+        self.hierarchy_ = hierarchy
+        self.n_experts_ = n_leaves
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        self.objective_history_ = np.asarray(objectives)
+        self.log_likelihood_history_ = np.asarray(log_liks)
+        self.log_likelihood_ = log_liks[-1]
+        self._after_fit(pool)
+        return self
+
+    def _after_fit(self, pool):
+        """Set estimator-specific fitted attributes."""
+
+    # Inspection --------------------------------------------------------------
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
+    def _routed_log_gate(self, X):
+        return route_log_weights(
+            self.gate_.log_proba(X), routing=self.routing, top_k=self.top_k
+        )
+
+    def predict_gate(self, X):
+        """Return the gate's probability of every expert.
+
+        These are the gating network's soft probabilities (the product of
+        the gate probabilities along each root-to-leaf path), before
+        routing; ``predict`` combines the experts with the routed weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        gate : ndarray of shape (n_samples, n_experts)
+            Rows sum to one; columns in expert (leaf) order.
+        """
+        X = self._validate_X(X)
+        return np.exp(self.gate_.log_proba(X))
+
+    def apply(self, X):
+        """Return the index of the most probable expert for every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        expert : ndarray of shape (n_samples,)
+            Leaf index in ``[0, n_experts_)``.
+        """
+        X = self._validate_X(X)
+        return np.argmax(self.gate_.log_proba(X), axis=1)
+
+    def decision_path(self, X):
+        """Return the probability of reaching every node of the gate tree.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        reach : ndarray of shape (n_samples, n_nodes)
+            Node ids as in ``gate_`` (breadth first: the root, then each
+            level; the leaves last, in expert order).
+        """
+        X = self._validate_X(X)
+        return np.exp(self.gate_.log_reach(X))
+
+    def log_likelihood(self, X, y):
+        """Return the log-likelihood ``log p(y | x)`` of every sample.
+
+        The routing applies: with ``routing="hard"`` the density is the
+        chosen expert's, with ``"topk"`` the renormalised top-k mixture's.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+        y : array-like of shape (n_samples,)
+            Targets.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=False,
+            dtype=[np.float64, np.float32],
+            y_numeric=not self._is_classifier(),
+        )
+        y_encoded = self._encode_targets(y, reset=False)
+        log_gate, log_expert = self._log_joint(
+            self.gate_, self._expert_pool, X, y_encoded
+        )
+        log_routed = route_log_weights(log_gate, routing=self.routing, top_k=self.top_k)
+        return logsumexp(log_routed + log_expert, axis=1)
+
+    def _n_parameters(self):
+        return self.gate_.n_parameters + self._expert_pool.n_parameters
+
+    def bic(self, X, y):
+        """Return the Bayesian information criterion on ``(X, y)``.
+
+        ``-2 * sum log p(y_i | x_i) + n_parameters * log(n_samples)``; lower
+        is better. The parameter count covers every gate of the tree and
+        every expert; it exists for linear and logistic experts only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        bic : float
+        """
+        log_lik = self.log_likelihood(X, y)
+        return float(-2.0 * log_lik.sum() + self._n_parameters() * np.log(len(log_lik)))
+
+    def aic(self, X, y):
+        """Return the Akaike information criterion on ``(X, y)``.
+
+        ``-2 * sum log p(y_i | x_i) + 2 * n_parameters``; lower is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        aic : float
+        """
+        log_lik = self.log_likelihood(X, y)
+        return float(-2.0 * log_lik.sum() + 2.0 * self._n_parameters())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.non_deterministic = False
+        return tags

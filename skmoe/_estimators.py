@@ -1,0 +1,464 @@
+"""The public estimators: MixtureOfExpertsRegressor and MixtureOfExpertsClassifier."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+
+from skmoe._base import BaseMixtureOfExperts
+from skmoe._experts import (
+    GenericClassificationExperts,
+    GenericRegressionExperts,
+    LinearGaussianExperts,
+    supports_vectorized_linear,
+)
+
+__all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor"]
+
+# The variance prior is centred on the target's variance; a constant target
+# has none, and this relative floor keeps the noise variance positive.
+_MIN_PRIOR_VARIANCE = 1e-12
+
+_SHARED_PARAMETERS = """
+    n_experts : int, default=None
+        Number of experts of a flat mixture. None means 3 experts, or the
+        number of leaves of ``hierarchy`` when it is given (an explicit value
+        must then equal that number).
+
+    hierarchy : tuple of int, default=None
+        Branching factors of a tree of gates (a hierarchical mixture of
+        experts, Jordan & Jacobs 1994): ``(2, 2)`` is a binary tree of depth
+        2 with 4 experts. ``(K,)`` is the flat mixture of K experts. None
+        means a flat mixture of ``n_experts``.
+
+    routing : {"soft", "hard", "topk"}, default="soft"
+        How the gate combines the experts, in training and at prediction.
+        ``"soft"`` weights every expert by its gate probability (EM);
+        ``"hard"`` uses only the most probable expert (classification EM in
+        training); ``"topk"`` keeps the ``top_k`` most probable experts and
+        renormalises their weights (top-k truncated posteriors in training).
+
+    top_k : int, default=2
+        Number of experts kept by ``routing="topk"``.
+
+    gate_features : array-like of int, str or bool, default=None
+        Columns the gate sees: indices, feature names or a boolean mask.
+        None means every column. The experts always see every column.
+
+    gate_alpha : float, default=1.0
+        L2 penalty on the gate coefficients (not the intercepts). Without it
+        the gate weights diverge once experts separate the data.
+"""
+
+_SHARED_FIT_PARAMETERS = """
+    init_params : {"kmeans", "random"}, default="kmeans"
+        Initial responsibilities: k-means on the standardized ``[X, y]``,
+        applied down the tree of gates, or random.
+
+    n_init : int, default=1
+        Number of initialisations; the fit with the best penalised
+        log-likelihood is kept.
+
+    max_iter : int, default=100
+        Maximum number of EM iterations per initialisation.
+
+    tol : float, default=1e-4
+        EM stops when the mean per-sample penalised log-likelihood changes by
+        less than ``tol``.
+
+    n_jobs : int, default=None
+        Number of jobs for fitting generic experts in parallel (joblib;
+        threads unless a joblib backend is configured). None means 1.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation.
+
+    warm_start : bool, default=False
+        Continue from the previous fit (one initialisation), rather than
+        start afresh.
+
+    verbose : int, default=0
+        Print one line per EM iteration with the log-likelihood.
+"""
+
+_SHARED_ATTRIBUTES = """
+    experts_ : list of estimators
+        The fitted experts, in leaf order.
+
+    gate_ : GateTree
+        The fitted tree of softmax gates (``gate_.coef``, ``gate_.parent``,
+        ``gate_.node_coef(node)``, ``gate_.describe()``).
+
+    hierarchy_ : tuple of int
+        The tree of gates that was fitted (``(n_experts,)`` when flat).
+
+    n_experts_ : int
+        Number of experts.
+
+    n_iter_ : int
+        Number of EM iterations of the kept initialisation.
+
+    converged_ : bool
+        Whether the kept initialisation converged.
+
+    log_likelihood_ : float
+        Mean (sample-weighted) per-sample log-likelihood on the training
+        data at the end of fitting.
+
+    log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
+        Mean per-sample log-likelihood after the initialisation and after
+        every EM iteration.
+
+    objective_history_ : ndarray of shape (n_iter_ + 1,)
+        The same with the log-priors (gate penalty, variance prior) added:
+        the quantity EM never decreases (linear / logistic experts, soft
+        routing).
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+"""
+
+
+class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
+    __doc__ = (
+        """Mixture-of-experts regressor trained by EM.
+
+    A softmax gating network (optionally a tree of gates) weighs, for every
+    input, the predictions of several regression experts, each with its own
+    Gaussian noise:
+
+        p(y | x) = sum_k g_k(x) N(y; f_k(x), s_k^2).
+
+    Read more in the README and the teaching notebooks.
+
+    Parameters
+    ----------
+    estimator : regressor or list of regressors, default=None
+        Template of the experts, cloned once per expert; it must accept
+        ``sample_weight`` in ``fit``. A list gives one estimator per expert.
+        None means ``LinearRegression()``. ``LinearRegression`` and ``Ridge``
+        experts are fitted together by a vectorized weighted least squares.
+"""
+        + _SHARED_PARAMETERS
+        + """
+    reg_variance : float, default=1.0
+        Strength, in pseudo-samples, of the inverse-gamma prior on each
+        expert's noise variance (centred on the variance of y). It keeps an
+        expert that interpolates a few points from a zero variance.
+"""
+        + _SHARED_FIT_PARAMETERS
+        + """
+    Attributes
+    ----------
+    noise_variance_ : ndarray of shape (n_experts_,)
+        Each expert's Gaussian noise variance.
+"""
+        + _SHARED_ATTRIBUTES
+        + """
+    See Also
+    --------
+    MixtureOfExpertsClassifier : The classification counterpart.
+    sklearn.mixture.GaussianMixture : A mixture of densities without inputs.
+
+    References
+    ----------
+    .. [1] R. A. Jacobs, M. I. Jordan, S. J. Nowlan and G. E. Hinton,
+       "Adaptive mixtures of local experts", Neural Computation 3(1), 1991.
+    .. [2] M. I. Jordan and R. A. Jacobs, "Hierarchical mixtures of experts
+       and the EM algorithm", Neural Computation 6(2), 181-214, 1994.
+
+    Examples
+    --------
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> from skmoe.datasets import make_moe_regression
+    >>> X, y = make_moe_regression(n_samples=500, n_experts=2, random_state=0)
+    >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    >>> moe.predict(X[:3]).shape
+    (3,)
+    >>> moe.predict_gate(X[:3]).shape
+    (3, 2)
+    """
+    )
+
+    _parameter_constraints: dict = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "reg_variance": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_experts=None,
+        hierarchy=None,
+        routing="soft",
+        top_k=2,
+        gate_features=None,
+        gate_alpha=1.0,
+        reg_variance=1.0,
+        init_params="kmeans",
+        n_init=1,
+        max_iter=100,
+        tol=1e-4,
+        n_jobs=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator,
+            n_experts=n_experts,
+            hierarchy=hierarchy,
+            routing=routing,
+            top_k=top_k,
+            gate_features=gate_features,
+            gate_alpha=gate_alpha,
+            init_params=init_params,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+        )
+        self.reg_variance = reg_variance
+
+    # Hooks -------------------------------------------------------------------
+
+    def _default_expert(self):
+        return LinearRegression()
+
+    def _check_expert(self, estimator):
+        self._check_sample_weight_support(estimator)
+
+    def _encode_targets(self, y, *, reset):
+        return y.astype(np.float64 if y.dtype.kind != "f" else y.dtype, copy=False)
+
+    def _init_target_columns(self, y_encoded):
+        return y_encoded[:, None]
+
+    def _make_expert_pool(self, estimators, y, sample_weight):
+        mean = np.average(y, weights=sample_weight)
+        variance = float(np.average((y - mean) ** 2, weights=sample_weight))
+        prior_variance = max(variance, _MIN_PRIOR_VARIANCE * max(1.0, mean**2))
+        template = estimators[0]
+        if not isinstance(self.estimator, list) and supports_vectorized_linear(
+            template
+        ):
+            return LinearGaussianExperts(
+                template,
+                len(estimators),
+                reg_variance=self.reg_variance,
+                prior_variance=prior_variance,
+            )
+        return GenericRegressionExperts(
+            estimators,
+            reg_variance=self.reg_variance,
+            prior_variance=prior_variance,
+            n_jobs=self.n_jobs,
+        )
+
+    def _after_fit(self, pool):
+        self.noise_variance_ = np.array(pool.variance_, dtype=np.float64)
+
+    # Prediction --------------------------------------------------------------
+
+    def predict(self, X, return_std=False):
+        """Predict with the mixture: the gate-weighted mean of the experts.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+        return_std : bool, default=False
+            Also return the predictive standard deviation of the mixture,
+            ``sqrt(sum_k g_k (s_k^2 + f_k^2) - mean^2)``.
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,)
+            Predicted mean.
+        y_std : ndarray of shape (n_samples,)
+            Predictive standard deviation; only when ``return_std=True``.
+        """
+        X = self._validate_X(X)
+        weights = np.exp(self._routed_log_gate(X))
+        means = self._expert_pool.predict(X)
+        mean = np.sum(weights * means, axis=1)
+        if not return_std:
+            return mean
+        second_moment = np.sum(
+            weights * (self._expert_pool.variance_[None, :] + means**2), axis=1
+        )
+        return mean, np.sqrt(np.maximum(second_moment - mean**2, 0.0))
+
+
+class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+    __doc__ = (
+        """Mixture-of-experts classifier trained by EM.
+
+    A softmax gating network (optionally a tree of gates) weighs, for every
+    input, the class probabilities of several probabilistic classifiers:
+
+        P(c | x) = sum_k g_k(x) P_k(c | x).
+
+    Parameters
+    ----------
+    estimator : classifier or list of classifiers, default=None
+        Template of the experts, cloned once per expert; it must accept
+        ``sample_weight`` in ``fit`` and have ``predict_proba``. A list gives
+        one estimator per expert. None means ``LogisticRegression()``.
+"""
+        + _SHARED_PARAMETERS
+        + _SHARED_FIT_PARAMETERS
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+"""
+        + _SHARED_ATTRIBUTES
+        + """
+    See Also
+    --------
+    MixtureOfExpertsRegressor : The regression counterpart.
+
+    References
+    ----------
+    .. [1] M. I. Jordan and R. A. Jacobs, "Hierarchical mixtures of experts
+       and the EM algorithm", Neural Computation 6(2), 181-214, 1994.
+
+    Examples
+    --------
+    >>> from skmoe import MixtureOfExpertsClassifier
+    >>> from skmoe.datasets import make_moe_classification
+    >>> X, y = make_moe_classification(n_samples=500, n_experts=2, random_state=0)
+    >>> moe = MixtureOfExpertsClassifier(n_experts=2, random_state=0).fit(X, y)
+    >>> moe.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+    )
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_experts=None,
+        hierarchy=None,
+        routing="soft",
+        top_k=2,
+        gate_features=None,
+        gate_alpha=1.0,
+        init_params="kmeans",
+        n_init=1,
+        max_iter=100,
+        tol=1e-4,
+        n_jobs=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator,
+            n_experts=n_experts,
+            hierarchy=hierarchy,
+            routing=routing,
+            top_k=top_k,
+            gate_features=gate_features,
+            gate_alpha=gate_alpha,
+            init_params=init_params,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+        )
+
+    # Hooks -------------------------------------------------------------------
+
+    def _is_classifier(self):
+        return True
+
+    def _default_expert(self):
+        return LogisticRegression()
+
+    def _check_expert(self, estimator):
+        self._check_sample_weight_support(estimator)
+        if not hasattr(estimator, "predict_proba"):
+            raise TypeError(
+                f"{type(estimator).__name__} has no predict_proba; classifier "
+                "experts must give class probabilities (for SVC, set "
+                "probability=True)."
+            )
+
+    def _encode_targets(self, y, *, reset):
+        """Return class indices (the likelihood's column of each sample)."""
+        check_classification_targets(y)
+        if reset:
+            self.classes_ = np.unique(y)
+            if self.classes_.shape[0] < 2:
+                raise ValueError(
+                    "The classifier needs samples of at least 2 classes in the "
+                    f"data, but the data contains only one class: "
+                    f"{self.classes_[0]!r}."
+                )
+        index = np.searchsorted(self.classes_, y)
+        index = np.minimum(index, self.classes_.shape[0] - 1)
+        unknown = self.classes_[index] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels not seen in fit: {np.unique(y[unknown])!r}."
+            )
+        return index
+
+    def _init_target_columns(self, y_encoded):
+        return np.eye(self.classes_.shape[0])[y_encoded]
+
+    def _make_expert_pool(self, estimators, y_encoded, sample_weight):
+        return GenericClassificationExperts(
+            estimators, self.classes_, n_jobs=self.n_jobs
+        )
+
+    # Prediction --------------------------------------------------------------
+
+    def predict_proba(self, X):
+        """Return the mixture's class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        X = self._validate_X(X)
+        weights = np.exp(self._routed_log_gate(X))
+        proba = self._expert_pool.predict_proba(X)
+        return np.einsum("nk,nkc->nc", weights, proba)
+
+    def predict(self, X):
+        """Return the most probable class of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -1,0 +1,387 @@
+"""Expert pools: the experts of a mixture and their weighted M-step.
+
+An expert pool holds all K experts of a mixture and answers three questions
+for the EM loop: the log-likelihood of every expert at every sample
+(``log p_k(y_i | x_i)``, an (n, K) array), a refit given per-expert sample
+weights (the M-step), and the experts' predictions for the combination.
+
+* :class:`LinearGaussianExperts` fits K linear experts at once: every
+  expert's weighted Gram matrix from one pass over the data, then a batched
+  solve (DESIGN.md §6). It serves ``LinearRegression`` and ``Ridge``.
+* :class:`GenericRegressionExperts` and :class:`GenericClassificationExperts`
+  hold cloned scikit-learn estimators refit with ``sample_weight``, in
+  parallel through joblib when asked.
+
+Regression experts carry a Gaussian noise variance each, estimated as a MAP
+value under a weak inverse-gamma prior (``reg_variance`` pseudo-samples at
+the data's variance), which keeps it away from zero when an expert
+interpolates a few points.
+"""
+
+import numbers
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+from skmoe._backend import add_intercept, batched_solve, get_namespace, weighted_gram
+
+__all__ = [
+    "GenericClassificationExperts",
+    "GenericRegressionExperts",
+    "LinearGaussianExperts",
+    "count_expert_parameters",
+    "gaussian_log_likelihood",
+    "noise_variance_map",
+    "supports_vectorized_linear",
+]
+
+# Probabilities of classifier experts are floored here (then renormalised):
+# a class an expert never saw must not make the likelihood zero.
+PROBA_FLOOR = 1e-10
+# Below this total responsibility an expert is not refit (it keeps its
+# parameters): a weighted fit on (almost) no mass is undefined.
+MIN_EXPERT_WEIGHT = 1e-8
+
+
+# ---------------------------------------------------------------------------
+# Gaussian noise model
+# ---------------------------------------------------------------------------
+
+
+def gaussian_log_likelihood(y, means, variance):
+    """Return ``log N(y_i; means[i, k], variance[k])``, shape (n, K)."""
+    xp = get_namespace(means)
+    residual = y[:, None] - means
+    return -0.5 * (
+        xp.log(2.0 * xp.pi * variance)[None, :] + residual**2 / variance[None, :]
+    )
+
+
+def noise_variance_map(y, means, weights, *, reg_variance, prior_variance):
+    """Return each expert's MAP noise variance.
+
+    The weighted mean squared residual, shrunk towards ``prior_variance`` by
+    ``reg_variance`` pseudo-samples: the mode of an inverse-gamma posterior.
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,)
+    means : array of shape (n_samples, n_experts)
+    weights : array of shape (n_samples, n_experts)
+    reg_variance : float
+        Prior strength, in samples.
+    prior_variance : float
+        Prior guess of the variance (the data's variance).
+
+    Returns
+    -------
+    variance : array of shape (n_experts,)
+    """
+    xp = get_namespace(means)
+    ssr = xp.sum(weights * (y[:, None] - means) ** 2, axis=0)
+    mass = xp.sum(weights, axis=0)
+    return (ssr + reg_variance * prior_variance) / (mass + reg_variance)
+
+
+def gaussian_log_prior(variance, *, reg_variance, prior_variance):
+    """Return the log of the variance prior (up to a constant), summed."""
+    xp = get_namespace(variance)
+    return float(
+        -0.5 * reg_variance * xp.sum(xp.log(variance) + prior_variance / variance)
+    )
+
+
+# ---------------------------------------------------------------------------
+# Vectorized linear-Gaussian experts
+# ---------------------------------------------------------------------------
+
+
+def supports_vectorized_linear(estimator):
+    """Return whether ``estimator`` can be fitted by :class:`LinearGaussianExperts`."""
+    if estimator is None:
+        return True
+    if type(estimator) is LinearRegression:
+        return not estimator.positive
+    if type(estimator) is Ridge:
+        return not estimator.positive and isinstance(estimator.alpha, numbers.Real)
+    return False
+
+
+class LinearGaussianExperts:
+    """K linear experts with Gaussian noise, fitted together.
+
+    Parameters
+    ----------
+    template : LinearRegression or Ridge
+        Expert template; its ``fit_intercept`` and ``alpha`` are honoured.
+    n_experts : int
+    reg_variance, prior_variance : float
+        Variance prior (see :func:`noise_variance_map`).
+    """
+
+    def __init__(self, template, n_experts, *, reg_variance, prior_variance):
+        self.template = template
+        self.n_experts = n_experts
+        self.fit_intercept = template.fit_intercept
+        self.alpha = float(getattr(template, "alpha", 0.0))
+        self.reg_variance = reg_variance
+        self.prior_variance = prior_variance
+        self.coef_ = None
+        self.intercept_ = None
+        self.variance_ = np.full(n_experts, prior_variance)
+
+    def _design(self, X):
+        return add_intercept(X) if self.fit_intercept else X
+
+    def predict(self, X):
+        """Return every expert's prediction, shape (n_samples, n_experts)."""
+        return X @ self.coef_.T + self.intercept_[None, :]
+
+    def log_likelihood(self, X, y):
+        """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
+        return gaussian_log_likelihood(y, self.predict(X), self.variance_)
+
+    def m_step(self, X, y, weights):
+        """Refit every expert by weighted least squares, then its variance."""
+        xp = get_namespace(X)
+        Xa = self._design(X)
+        n_features = X.shape[1]
+        gram = weighted_gram(Xa, weights)
+        moment = (Xa.T @ (weights * y[:, None])).T
+        penalty = xp.full((Xa.shape[1],), self.alpha, dtype=X.dtype)
+        if self.fit_intercept:
+            penalty[-1] = 0.0
+        gram = gram + penalty[None, :, None] * xp.eye(Xa.shape[1], dtype=X.dtype)
+        solution = batched_solve(gram, moment)
+
+        refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
+        if self.coef_ is None:
+            self.coef_ = xp.zeros((self.n_experts, n_features), dtype=X.dtype)
+            self.intercept_ = xp.zeros((self.n_experts,), dtype=X.dtype)
+        self.coef_[refit] = solution[refit, :n_features]
+        if self.fit_intercept:
+            self.intercept_[refit] = solution[refit, n_features]
+        variance = noise_variance_map(
+            y,
+            self.predict(X),
+            weights,
+            reg_variance=self.reg_variance,
+            prior_variance=self.prior_variance,
+        )
+        self.variance_[refit] = variance[refit]
+        return self
+
+    def log_prior(self):
+        """Return the log-prior of the noise variances."""
+        return gaussian_log_prior(
+            self.variance_,
+            reg_variance=self.reg_variance,
+            prior_variance=self.prior_variance,
+        )
+
+    @property
+    def n_parameters(self):
+        """Coefficients, intercepts and variances of all experts."""
+        return self.n_experts * (self.coef_.shape[1] + self.fit_intercept + 1)
+
+    def to_estimators(self, n_features_in):
+        """Return the experts as fitted scikit-learn estimators."""
+        experts = []
+        for k in range(self.n_experts):
+            expert = clone(self.template)
+            expert.coef_ = np.array(self.coef_[k])
+            expert.intercept_ = float(self.intercept_[k])
+            expert.n_features_in_ = n_features_in
+            experts.append(expert)
+        return experts
+
+
+# ---------------------------------------------------------------------------
+# Generic scikit-learn experts
+# ---------------------------------------------------------------------------
+
+
+def _fit_one(estimator, X, y, weight, *, keep_all_rows):
+    """Fit ``estimator`` with ``sample_weight``; zero-weight rows are dropped.
+
+    Dropping them is exact (a zero weight means "absent") and makes hard
+    routing cost one fit on each expert's own rows. ``keep_all_rows`` keeps
+    them where dropping would leave a classifier a single class.
+    """
+    if not keep_all_rows:
+        rows = weight > 0
+        X, y, weight = X[rows], y[rows], weight[rows]
+    return estimator.fit(X, y, sample_weight=weight)
+
+
+class _GenericExperts:
+    """Cloned scikit-learn experts refit with responsibilities as weights."""
+
+    def __init__(self, estimators, *, n_jobs=None):
+        self.estimators = estimators
+        self.n_experts = len(estimators)
+        self.n_jobs = n_jobs
+        self.fitted = np.zeros(self.n_experts, dtype=bool)
+
+    def _keep_all_rows(self, y, weight):
+        return False
+
+    def _fit_experts(self, X, y, weights):
+        weights = np.asarray(weights)
+        refit = [
+            k
+            for k in range(self.n_experts)
+            if weights[:, k].sum() > MIN_EXPERT_WEIGHT or not self.fitted[k]
+        ]
+        # Threads by default: the experts' fits release the GIL in their
+        # numerical cores and share X without copies; a joblib backend set
+        # by the user (processes, Dask) takes precedence.
+        fitted = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(_fit_one)(
+                self.estimators[k],
+                X,
+                y,
+                weights[:, k],
+                keep_all_rows=self._keep_all_rows(y, weights[:, k]),
+            )
+            for k in refit
+        )
+        for k, estimator in zip(refit, fitted, strict=True):
+            self.estimators[k] = estimator
+            self.fitted[k] = True
+        return refit
+
+    @property
+    def n_parameters(self):
+        return sum(count_expert_parameters(e) for e in self.estimators)
+
+    def to_estimators(self, n_features_in):
+        return list(self.estimators)
+
+
+class GenericRegressionExperts(_GenericExperts):
+    """Generic regressors with a Gaussian noise variance each."""
+
+    def __init__(self, estimators, *, reg_variance, prior_variance, n_jobs=None):
+        super().__init__(estimators, n_jobs=n_jobs)
+        self.reg_variance = reg_variance
+        self.prior_variance = prior_variance
+        self.variance_ = np.full(self.n_experts, prior_variance)
+
+    def predict(self, X):
+        """Return every expert's prediction, shape (n_samples, n_experts)."""
+        return np.stack([e.predict(X) for e in self.estimators], axis=1).astype(
+            X.dtype, copy=False
+        )
+
+    def log_likelihood(self, X, y):
+        """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
+        return gaussian_log_likelihood(y, self.predict(X), self.variance_)
+
+    def m_step(self, X, y, weights):
+        """Refit every expert with its weights, then its noise variance."""
+        refit = self._fit_experts(X, y, weights)
+        variance = noise_variance_map(
+            y,
+            self.predict(X),
+            weights,
+            reg_variance=self.reg_variance,
+            prior_variance=self.prior_variance,
+        )
+        self.variance_[refit] = variance[refit]
+        return self
+
+    def log_prior(self):
+        """Return the log-prior of the noise variances."""
+        return gaussian_log_prior(
+            self.variance_,
+            reg_variance=self.reg_variance,
+            prior_variance=self.prior_variance,
+        )
+
+    @property
+    def n_parameters(self):
+        return super().n_parameters + self.n_experts
+
+
+class GenericClassificationExperts(_GenericExperts):
+    """Generic probabilistic classifiers, aligned to the mixture's classes."""
+
+    def __init__(self, estimators, classes, *, n_jobs=None):
+        super().__init__(estimators, n_jobs=n_jobs)
+        self.classes = classes
+
+    def _keep_all_rows(self, y, weight):
+        return np.unique(y[weight > 0]).shape[0] < 2
+
+    def predict_proba(self, X):
+        """Return P_k(c | x), shape (n_samples, n_experts, n_classes).
+
+        Columns follow the mixture's ``classes``; classes an expert did not
+        see get the floor probability, and rows are renormalised.
+        """
+        proba = np.full(
+            (X.shape[0], self.n_experts, self.classes.shape[0]),
+            PROBA_FLOOR,
+            dtype=X.dtype,
+        )
+        for k, expert in enumerate(self.estimators):
+            columns = np.searchsorted(self.classes, expert.classes_)
+            proba[:, k, columns] = np.maximum(expert.predict_proba(X), PROBA_FLOOR)
+        return proba / proba.sum(axis=2, keepdims=True)
+
+    def log_likelihood(self, X, y_index):
+        """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
+        proba = self.predict_proba(X)
+        return np.log(proba[np.arange(X.shape[0]), :, y_index])
+
+    def m_step(self, X, y_index, weights):
+        """Refit every expert with its weights, on the original labels.
+
+        The EM loop works with class indices; the experts are fitted on the
+        labels themselves so that ``experts_`` predict the user's classes.
+        """
+        self._fit_experts(X, self.classes[y_index], weights)
+        return self
+
+    def log_prior(self):
+        """Return 0: generic classifiers carry no prior of ours."""
+        return 0.0
+
+
+# ---------------------------------------------------------------------------
+# Parameter counts (for BIC / AIC)
+# ---------------------------------------------------------------------------
+
+
+def count_expert_parameters(estimator):
+    """Return the number of free parameters of a fitted linear expert.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        A linear model (``coef_`` and ``intercept_``).
+
+    Returns
+    -------
+    n_parameters : int
+
+    Raises
+    ------
+    TypeError
+        If the estimator has no parameter count (not a linear model).
+    """
+    if not hasattr(estimator, "coef_"):
+        raise TypeError(
+            f"{type(estimator).__name__} has no parameter count: BIC and AIC "
+            "are defined here for linear and logistic experts only."
+        )
+    coef = np.atleast_2d(estimator.coef_)
+    fit_intercept = bool(getattr(estimator, "fit_intercept", True))
+    n_intercepts = np.size(getattr(estimator, "intercept_", 0.0)) * fit_intercept
+    if isinstance(estimator, LogisticRegression) and coef.shape[0] > 1:
+        # Multinomial softmax: one row of coefficients is redundant.
+        return (coef.shape[0] - 1) * (coef.shape[1] + fit_intercept)
+    return coef.size + n_intercepts

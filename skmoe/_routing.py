@@ -1,0 +1,61 @@
+"""Routing: soft, hard and top-k transforms of per-expert log-weights.
+
+One transform serves both places where routing matters (DESIGN.md §2):
+
+* at prediction, it is applied to the gate's log-probabilities and the
+  combination weights the experts by the result;
+* in the E-step, it is applied to the log joint ``log g_k + log p_k``, which
+  gives soft EM (``"soft"``), classification EM (``"hard"``) or top-k
+  truncated posteriors (``"topk"``).
+
+The result is always normalised log-weights: entries that are routed away
+are ``-inf`` and the others sum to one in probability space.
+"""
+
+import numpy as np
+
+from skmoe._backend import get_namespace, log_softmax
+
+__all__ = ["ROUTINGS", "route_log_weights"]
+
+ROUTINGS = ("soft", "hard", "topk")
+
+
+def route_log_weights(log_weights, *, routing="soft", top_k=2):
+    """Normalise and route per-expert log-weights.
+
+    Parameters
+    ----------
+    log_weights : array of shape (n_samples, n_experts)
+        Unnormalised log-weights (log gate probabilities, or the log joint
+        ``log g_k(x) + log p_k(y | x)`` in the E-step).
+    routing : {"soft", "hard", "topk"}, default="soft"
+        ``"soft"`` keeps every expert, ``"hard"`` only the largest weight,
+        ``"topk"`` the ``top_k`` largest, renormalised.
+    top_k : int, default=2
+        Number of experts kept by ``"topk"``; ignored otherwise.
+
+    Returns
+    -------
+    log_routed : array of shape (n_samples, n_experts)
+        Log-weights that sum to one per row (``-inf`` where routed away).
+    """
+    xp = get_namespace(log_weights)
+    n_experts = log_weights.shape[1]
+    if routing == "soft" or (routing == "topk" and top_k >= n_experts):
+        return log_softmax(log_weights, axis=1)
+    if routing == "hard":
+        winner = xp.argmax(log_weights, axis=1)
+        keep = xp.arange(n_experts)[None, :] == winner[:, None]
+        return xp.where(keep, 0.0, -xp.inf).astype(log_weights.dtype)
+    if routing == "topk":
+        # Ties at the k-th value are broken by column order, so exactly
+        # top_k experts are kept on every row.
+        order = np.argsort(-log_weights, axis=1, kind="stable")[:, :top_k]
+        keep = xp.zeros(log_weights.shape, dtype=bool)
+        np.put_along_axis(keep, order, True, axis=1)
+        masked = xp.where(keep, log_weights, -xp.inf)
+        return log_softmax(masked, axis=1)
+    raise ValueError(
+        f"routing must be one of {ROUTINGS}, got {routing!r}."
+    )  # pragma: no cover - validated by the estimators

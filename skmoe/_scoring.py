@@ -1,0 +1,55 @@
+"""Scorers for model selection: held-out log-likelihood and BIC.
+
+Both follow scikit-learn's scorer protocol ``scorer(estimator, X, y)`` with
+greater-is-better values, so they plug into ``GridSearchCV(scoring=...)``.
+A ``Pipeline`` ending in a mixture of experts is scored through its final
+step, on the data transformed by the steps before it.
+"""
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+__all__ = ["bic_scorer", "log_likelihood_scorer"]
+
+
+def _final_step(estimator, X):
+    """Return the mixture and X as the mixture sees it."""
+    if isinstance(estimator, Pipeline):
+        return estimator[-1], estimator[:-1].transform(X)
+    return estimator, X
+
+
+def log_likelihood_scorer(estimator, X, y):
+    """Return the mean per-sample log-likelihood of ``y`` given ``X``.
+
+    Parameters
+    ----------
+    estimator : fitted mixture of experts, or a Pipeline ending in one
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    score : float
+        Mean ``log p(y | x)``; greater is better.
+    """
+    moe, Xt = _final_step(estimator, X)
+    return float(np.mean(moe.log_likelihood(Xt, y)))
+
+
+def bic_scorer(estimator, X, y):
+    """Return minus the BIC of the model on ``(X, y)`` (greater is better).
+
+    Parameters
+    ----------
+    estimator : fitted mixture of experts, or a Pipeline ending in one
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    score : float
+        ``-bic(X, y)``.
+    """
+    moe, Xt = _final_step(estimator, X)
+    return -moe.bic(Xt, y)
