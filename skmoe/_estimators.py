@@ -8,12 +8,15 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
+from skmoe._backend import reduce_sum
 from skmoe._base import BaseMixtureOfExperts
 from skmoe._experts import (
     GenericClassificationExperts,
     GenericRegressionExperts,
     LinearGaussianExperts,
+    LogisticExperts,
     supports_vectorized_linear,
+    supports_vectorized_logistic,
 )
 
 __all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor"]
@@ -55,8 +58,10 @@ _SHARED_PARAMETERS = """
 
 _SHARED_FIT_PARAMETERS = """
     init_params : {"kmeans", "random"}, default="kmeans"
-        Initial responsibilities: k-means on the standardized ``[X, y]``,
-        applied down the tree of gates, or random.
+        Initial responsibilities: a partition of the standardized
+        ``[X, y]`` (the target weighted as much as all features together),
+        by k-means applied down the tree of gates, or by the nearest of
+        ``n_experts`` randomly chosen rows.
 
     n_init : int, default=1
         Number of initialisations; the fit with the best penalised
@@ -291,10 +296,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         X = self._validate_X(X)
         weights = np.exp(self._routed_log_gate(X))
         means = self._expert_pool.predict(X)
-        mean = np.sum(weights * means, axis=1)
+        mean = reduce_sum(weights * means, axis=1)
         if not return_std:
             return mean
-        second_moment = np.sum(
+        second_moment = reduce_sum(
             weights * (self._expert_pool.variance_[None, :] + means**2), axis=1
         )
         return mean, np.sqrt(np.maximum(second_moment - mean**2, 0.0))
@@ -315,6 +320,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Template of the experts, cloned once per expert; it must accept
         ``sample_weight`` in ``fit`` and have ``predict_proba``. A list gives
         one estimator per expert. None means ``LogisticRegression()``.
+        ``LogisticRegression`` experts with an L2 (or no) penalty are fitted
+        together by a batched Newton solver.
 """
         + _SHARED_PARAMETERS
         + _SHARED_FIT_PARAMETERS
@@ -424,6 +431,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return np.eye(self.classes_.shape[0])[y_encoded]
 
     def _make_expert_pool(self, estimators, y_encoded, sample_weight):
+        if not isinstance(self.estimator, list) and supports_vectorized_logistic(
+            estimators[0]
+        ):
+            return LogisticExperts(estimators[0], len(estimators), self.classes_)
         return GenericClassificationExperts(
             estimators, self.classes_, n_jobs=self.n_jobs
         )

@@ -8,6 +8,9 @@ weights (the M-step), and the experts' predictions for the combination.
 * :class:`LinearGaussianExperts` fits K linear experts at once: every
   expert's weighted Gram matrix from one pass over the data, then a batched
   solve (DESIGN.md §6). It serves ``LinearRegression`` and ``Ridge``.
+* :class:`LogisticExperts` fits K multinomial logistic experts at once with
+  the batched softmax-regression Newton solver that also fits the gates.
+  It serves ``LogisticRegression`` with an L2 (or no) penalty.
 * :class:`GenericRegressionExperts` and :class:`GenericClassificationExperts`
   hold cloned scikit-learn estimators refit with ``sample_weight``, in
   parallel through joblib when asked.
@@ -25,16 +28,24 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from skmoe._backend import add_intercept, batched_solve, get_namespace, weighted_gram
+from skmoe._backend import (
+    add_intercept,
+    batched_solve,
+    get_namespace,
+    reduce_sum,
+)
+from skmoe._softmax import softmax_log_proba, softmax_newton_step
 
 __all__ = [
     "GenericClassificationExperts",
     "GenericRegressionExperts",
     "LinearGaussianExperts",
+    "LogisticExperts",
     "count_expert_parameters",
     "gaussian_log_likelihood",
     "noise_variance_map",
     "supports_vectorized_linear",
+    "supports_vectorized_logistic",
 ]
 
 # Probabilities of classifier experts are floored here (then renormalised):
@@ -43,6 +54,20 @@ PROBA_FLOOR = 1e-10
 # Below this total responsibility an expert is not refit (it keeps its
 # parameters): a weighted fit on (almost) no mass is undefined.
 MIN_EXPERT_WEIGHT = 1e-8
+# Newton iterations of the logistic experts' M-step: from the previous EM
+# iteration's coefficients Newton converges in a few steps, and the M-step is
+# then the weighted MLE, as with a refit scikit-learn estimator. An expert
+# whose rows are separable has no finite MLE (its unpenalised intercept
+# diverges, as with LogisticRegression); the cap bounds the work spent on it.
+_LOGISTIC_MAX_NEWTON = 10
+_LOGISTIC_GAIN_TOL = 1e-12
+
+
+def floor_proba(proba):
+    """Floor class probabilities at ``PROBA_FLOOR`` and renormalise the last axis."""
+    xp = get_namespace(proba)
+    proba = xp.maximum(proba, PROBA_FLOOR)
+    return proba / reduce_sum(proba, axis=-1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------
@@ -143,12 +168,14 @@ class LinearGaussianExperts:
         """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
         return gaussian_log_likelihood(y, self.predict(X), self.variance_)
 
-    def m_step(self, X, y, weights):
+    def m_step(self, designs, y, weights):
         """Refit every expert by weighted least squares, then its variance."""
+        X = designs.source
         xp = get_namespace(X)
-        Xa = self._design(X)
+        design = designs.get(intercept=self.fit_intercept)
+        Xa = design.X
         n_features = X.shape[1]
-        gram = weighted_gram(Xa, weights)
+        gram = design.gram(weights)
         moment = (Xa.T @ (weights * y[:, None])).T
         penalty = xp.full((Xa.shape[1],), self.alpha, dtype=X.dtype)
         if self.fit_intercept:
@@ -194,6 +221,119 @@ class LinearGaussianExperts:
             expert.coef_ = np.array(self.coef_[k])
             expert.intercept_ = float(self.intercept_[k])
             expert.n_features_in_ = n_features_in
+            experts.append(expert)
+        return experts
+
+
+# ---------------------------------------------------------------------------
+# Vectorized multinomial logistic experts
+# ---------------------------------------------------------------------------
+
+
+def supports_vectorized_logistic(estimator):
+    """Return whether ``estimator`` can be fitted by :class:`LogisticExperts`."""
+    if estimator is None:
+        return True
+    if type(estimator) is not LogisticRegression:
+        return False
+    return (
+        estimator.fit_intercept
+        and estimator.class_weight is None
+        and estimator.solver != "liblinear"
+        and estimator.penalty in ("deprecated", "l2", None)
+        and not estimator.l1_ratio
+    )
+
+
+class LogisticExperts:
+    """K multinomial logistic experts, fitted together.
+
+    Every M-step solves the experts' weighted, L2-penalised softmax
+    regressions to convergence by batched Newton steps, with the penalty of
+    ``LogisticRegression``: ``||W||^2 / (2 C)`` on the coefficients of a
+    multinomial model and ``||w||^2 / (2 C)`` on the single coefficient
+    vector of a binary one (a symmetric softmax with twice the strength).
+
+    Parameters
+    ----------
+    template : LogisticRegression
+        Expert template; its ``C`` and ``penalty`` are honoured.
+    n_experts : int
+    classes : ndarray of shape (n_classes,)
+        The mixture's class labels.
+    """
+
+    def __init__(self, template, n_experts, classes):
+        self.template = template
+        self.n_experts = n_experts
+        self.classes = classes
+        n_classes = classes.shape[0]
+        if template.penalty is None or np.isinf(template.C):
+            self.alpha = 0.0
+        else:
+            self.alpha = (2.0 if n_classes == 2 else 1.0) / template.C
+        self.coef_ = None
+
+    def predict_proba(self, X):
+        """Return P_k(c | x), shape (n_samples, n_experts, n_classes)."""
+        xp = get_namespace(X)
+        return floor_proba(xp.exp(softmax_log_proba(add_intercept(X), self.coef_)))
+
+    def log_likelihood(self, X, y_index):
+        """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
+        xp = get_namespace(X)
+        proba = self.predict_proba(X)
+        return xp.log(proba[xp.arange(X.shape[0]), :, y_index])
+
+    def m_step(self, designs, y_index, weights):
+        """Refit every expert to convergence with its weights."""
+        X = designs.source
+        xp = get_namespace(X)
+        design = designs.get(intercept=True)
+        Xa = design.X
+        n_classes = self.classes.shape[0]
+        if self.coef_ is None:
+            self.coef_ = xp.zeros(
+                (self.n_experts, Xa.shape[1], n_classes), dtype=X.dtype
+            )
+        targets = xp.eye(n_classes, dtype=X.dtype)[y_index][:, None, :]
+        refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
+        coef = self.coef_[refit]
+        scale = 1.0 + float(xp.sum(weights))
+        for _ in range(_LOGISTIC_MAX_NEWTON):
+            coef, gain = softmax_newton_step(
+                design, coef, targets, weights[:, refit], alpha=self.alpha
+            )
+            if float(xp.max(gain, initial=0.0)) <= _LOGISTIC_GAIN_TOL * scale:
+                break
+        self.coef_[refit] = coef
+        return self
+
+    def log_prior(self):
+        """Return the log of the coefficients' Gaussian prior (the L2 penalty)."""
+        return -0.5 * self.alpha * float(np.sum(self.coef_[:, :-1, :] ** 2))
+
+    @property
+    def n_parameters(self):
+        """``(n_classes - 1) * (n_features + 1)`` per expert."""
+        n_experts, p, n_classes = self.coef_.shape
+        return n_experts * (n_classes - 1) * p
+
+    def to_estimators(self, n_features_in):
+        """Return the experts as fitted ``LogisticRegression`` estimators."""
+        experts = []
+        for k in range(self.n_experts):
+            expert = clone(self.template)
+            coef = np.asarray(self.coef_[k])
+            if self.classes.shape[0] == 2:
+                expert.coef_ = (coef[:-1, 1] - coef[:-1, 0])[None, :]
+                expert.intercept_ = np.array([coef[-1, 1] - coef[-1, 0]])
+            else:
+                expert.coef_ = coef[:-1, :].T.copy()
+                expert.intercept_ = coef[-1, :].copy()
+            expert.classes_ = self.classes
+            expert.n_features_in_ = n_features_in
+            expert.n_iter_ = np.array([0], dtype=np.int32)
             experts.append(expert)
         return experts
 
@@ -280,8 +420,9 @@ class GenericRegressionExperts(_GenericExperts):
         """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
         return gaussian_log_likelihood(y, self.predict(X), self.variance_)
 
-    def m_step(self, X, y, weights):
+    def m_step(self, designs, y, weights):
         """Refit every expert with its weights, then its noise variance."""
+        X = designs.source
         refit = self._fit_experts(X, y, weights)
         variance = noise_variance_map(
             y,
@@ -322,28 +463,26 @@ class GenericClassificationExperts(_GenericExperts):
         Columns follow the mixture's ``classes``; classes an expert did not
         see get the floor probability, and rows are renormalised.
         """
-        proba = np.full(
-            (X.shape[0], self.n_experts, self.classes.shape[0]),
-            PROBA_FLOOR,
-            dtype=X.dtype,
+        proba = np.zeros(
+            (X.shape[0], self.n_experts, self.classes.shape[0]), dtype=X.dtype
         )
         for k, expert in enumerate(self.estimators):
             columns = np.searchsorted(self.classes, expert.classes_)
-            proba[:, k, columns] = np.maximum(expert.predict_proba(X), PROBA_FLOOR)
-        return proba / proba.sum(axis=2, keepdims=True)
+            proba[:, k, columns] = expert.predict_proba(X)
+        return floor_proba(proba)
 
     def log_likelihood(self, X, y_index):
         """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
         proba = self.predict_proba(X)
         return np.log(proba[np.arange(X.shape[0]), :, y_index])
 
-    def m_step(self, X, y_index, weights):
+    def m_step(self, designs, y_index, weights):
         """Refit every expert with its weights, on the original labels.
 
         The EM loop works with class indices; the experts are fitted on the
         labels themselves so that ``experts_`` predict the user's classes.
         """
-        self._fit_experts(X, self.classes[y_index], weights)
+        self._fit_experts(designs.source, self.classes[y_index], weights)
         return self
 
     def log_prior(self):

@@ -21,54 +21,15 @@ import math
 
 import numpy as np
 
-from skmoe._backend import (
-    add_intercept,
-    batched_solve,
-    get_namespace,
-    log_softmax,
-    weighted_gram,
-)
+from skmoe._backend import add_intercept, get_namespace, reduce_sum
+from skmoe._softmax import softmax_log_proba, softmax_newton_step
 
-__all__ = [
-    "GateTree",
-    "gate_newton_step",
-    "level_log_proba",
-    "node_posteriors",
-    "tree_log_reach",
-]
-
-# A full-Hessian Newton step costs b (b + 1) / 2 weighted Gram matrices per
-# gate against b for the block-diagonal step; above this branching the full
-# step costs more than the experts' M-step and the block step is used
-# (DESIGN.md §2 measured both: 0.97 of the attainable gain at K=16).
-_FULL_NEWTON_MAX_BRANCHING = 8
-_MAX_HALVINGS = 30
+__all__ = ["GateTree", "node_posteriors", "tree_log_reach"]
 
 
 # ---------------------------------------------------------------------------
 # Forward pass: probabilities of children, of reaching nodes, of leaves
 # ---------------------------------------------------------------------------
-
-
-def level_log_proba(Xa, coef):
-    """Return the log-probabilities of every child under every gate of a level.
-
-    Parameters
-    ----------
-    Xa : array of shape (n_samples, p)
-        Gate features with a trailing column of ones.
-    coef : array of shape (n_nodes, p, n_children)
-        Gate coefficients, the intercept in the last row.
-
-    Returns
-    -------
-    log_proba : array of shape (n_samples, n_nodes, n_children)
-    """
-    xp = get_namespace(Xa, coef)
-    n_nodes, p, n_children = coef.shape
-    flat = xp.reshape(xp.permute_dims(coef, (1, 0, 2)), (p, n_nodes * n_children))
-    logits = xp.reshape(Xa @ flat, (Xa.shape[0], n_nodes, n_children))
-    return log_softmax(logits, axis=-1)
 
 
 def tree_log_reach(level_log_probas):
@@ -80,7 +41,7 @@ def tree_log_reach(level_log_probas):
     Parameters
     ----------
     level_log_probas : list of arrays of shape (n_samples, n_nodes_l, b_l)
-        Output of :func:`level_log_proba` for each level of gates.
+        Output of :func:`~skmoe._softmax.softmax_log_proba` for each level.
 
     Returns
     -------
@@ -120,152 +81,8 @@ def node_posteriors(leaf_posterior, hierarchy):
     posteriors = [leaf_posterior]
     for branching in reversed(hierarchy):
         below = xp.reshape(posteriors[0], (n_samples, -1, branching))
-        posteriors.insert(0, xp.sum(below, axis=-1))
+        posteriors.insert(0, reduce_sum(below, axis=-1))
     return posteriors
-
-
-# ---------------------------------------------------------------------------
-# M-step: one monotone Newton-type step of weighted softmax regression with
-# soft targets, batched over the gates of a level
-# ---------------------------------------------------------------------------
-
-
-def _penalised_objective(log_proba, targets, weights, coef, alpha):
-    """Return each gate's weighted soft-target log-likelihood minus its penalty."""
-    xp = get_namespace(log_proba)
-    fit = xp.sum(weights * xp.sum(targets * log_proba, axis=-1), axis=0)
-    penalty = 0.5 * alpha * xp.sum(coef[:, :-1, :] ** 2, axis=(1, 2))
-    return fit - penalty
-
-
-def _curvature(Xa, proba, weights, *, full):
-    """Return each gate's Hessian of the negative log-likelihood.
-
-    With ``full=True`` the whole (b p) x (b p) Hessian of a gate; otherwise
-    only its b diagonal blocks (p x p), as a (n_nodes, b, p, p) array.
-    """
-    xp = get_namespace(Xa, proba)
-    n_samples, n_nodes, n_children = proba.shape
-    p = Xa.shape[1]
-    if not full:
-        V = weights[:, :, None] * proba * (1.0 - proba)
-        gram = weighted_gram(Xa, xp.reshape(V, (n_samples, -1)))
-        return xp.reshape(gram, (n_nodes, n_children, p, p))
-    rows, cols = np.triu_indices(n_children)
-    V = -proba[:, :, rows] * proba[:, :, cols]
-    V[:, :, rows == cols] += proba
-    V = weights[:, :, None] * V
-    gram = weighted_gram(Xa, xp.reshape(V, (n_samples, -1)))
-    gram = xp.reshape(gram, (n_nodes, rows.shape[0], p, p))
-    hessian = xp.zeros((n_nodes, n_children, p, n_children, p), dtype=Xa.dtype)
-    for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
-        hessian[:, r, :, c, :] = gram[:, pair]
-        hessian[:, c, :, r, :] = gram[:, pair]
-    return xp.reshape(hessian, (n_nodes, n_children * p, n_children * p))
-
-
-def _newton_direction(curvature, gradient, alpha, *, full):
-    """Solve the (penalised, jittered) Newton system for every gate."""
-    xp = get_namespace(curvature, gradient)
-    n_nodes, p, n_children = gradient.shape
-    penalty = xp.full((p,), alpha, dtype=gradient.dtype)
-    penalty[-1] = 0.0  # the intercept is not penalised
-    # Softmax is invariant to shifting all children's coefficients alike, so
-    # the Hessian is singular along the intercept shift (and along every
-    # shift when alpha = 0): a tiny jitter keeps the solve defined without
-    # changing the ascent direction.
-    if full:
-        g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (n_nodes, -1))
-        diag = xp.tile(penalty, n_children)
-        scale = xp.mean(xp.diagonal(curvature, axis1=1, axis2=2), axis=1)
-        jitter = 1e-10 * (scale + 1.0)
-        A = curvature + (diag[None, :] + jitter[:, None])[:, :, None] * xp.eye(
-            n_children * p, dtype=gradient.dtype
-        )
-        step = xp.reshape(batched_solve(A, g), (n_nodes, n_children, p))
-    else:
-        g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (-1, p))
-        blocks = xp.reshape(curvature, (-1, p, p))
-        scale = xp.mean(xp.diagonal(blocks, axis1=1, axis2=2), axis=1)
-        jitter = 1e-10 * (scale + 1.0)
-        A = blocks + (penalty[None, :] + jitter[:, None])[:, :, None] * xp.eye(
-            p, dtype=gradient.dtype
-        )
-        step = xp.reshape(batched_solve(A, g), (n_nodes, n_children, p))
-    return xp.permute_dims(step, (0, 2, 1))
-
-
-def gate_newton_step(Xa, coef, targets, weights, *, alpha, solver="auto"):
-    """Take one monotone Newton-type step for every gate of a level.
-
-    Each gate ``j`` maximises the weighted soft-target log-likelihood
-    ``sum_i weights[i, j] sum_c targets[i, j, c] log P_jc(x_i)`` minus
-    ``alpha / 2`` times the squared norm of its non-intercept coefficients.
-    A backtracking line search, per gate, makes sure that objective never
-    decreases (generalised EM needs an improving step, not the optimum).
-
-    Parameters
-    ----------
-    Xa : array of shape (n_samples, p)
-        Gate features with a trailing column of ones.
-    coef : array of shape (n_nodes, p, n_children)
-        Current coefficients (intercept in the last row).
-    targets : array of shape (n_samples, n_nodes, n_children)
-        Soft targets; each row sums to one where its weight is positive.
-    weights : array of shape (n_samples, n_nodes)
-        Non-negative sample weights of each gate.
-    alpha : float
-        L2 penalty on the non-intercept coefficients.
-    solver : {"auto", "newton", "block"}, default="auto"
-        ``"newton"`` uses each gate's full Hessian, ``"block"`` only its
-        per-child diagonal blocks; ``"auto"`` picks by branching factor.
-
-    Returns
-    -------
-    coef : array of shape (n_nodes, p, n_children)
-        Updated coefficients; a gate whose step found no improvement keeps
-        its coefficients.
-    """
-    xp = get_namespace(Xa, coef)
-    n_children = coef.shape[2]
-    if solver == "auto":
-        full = n_children <= _FULL_NEWTON_MAX_BRANCHING
-    else:
-        full = solver == "newton"
-
-    log_proba = level_log_proba(Xa, coef)
-    proba = xp.exp(log_proba)
-    objective = _penalised_objective(log_proba, targets, weights, coef, alpha)
-
-    residual = weights[:, :, None] * (targets - proba)
-    n_samples, n_nodes, _ = residual.shape
-    gradient = Xa.T @ xp.reshape(residual, (n_samples, -1))
-    gradient = xp.permute_dims(
-        xp.reshape(gradient, (Xa.shape[1], n_nodes, n_children)), (1, 0, 2)
-    )
-    gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
-
-    curvature = _curvature(Xa, proba, weights, full=full)
-    step = _newton_direction(curvature, gradient, alpha, full=full)
-
-    accepted = xp.zeros((n_nodes,), dtype=bool)
-    new_coef = xp.asarray(coef, copy=True)
-    step_size = 1.0
-    for _ in range(_MAX_HALVINGS):
-        trial = coef + step_size * step
-        trial_objective = _penalised_objective(
-            level_log_proba(Xa, trial), targets, weights, trial, alpha
-        )
-        improved = (trial_objective >= objective) & ~accepted
-        new_coef[improved] = trial[improved]
-        accepted |= improved
-        if bool(xp.all(accepted)):
-            break
-        step_size *= 0.5
-    # The intercepts are unpenalised and defined only up to a common shift:
-    # centre them so that repeated fits do not drift.
-    new_coef[:, -1, :] -= xp.mean(new_coef[:, -1, :], axis=1, keepdims=True)
-    return new_coef
 
 
 # ---------------------------------------------------------------------------
@@ -387,7 +204,7 @@ class GateTree:
     def level_log_probas(self, X):
         """Return every level's conditional log-probabilities of children."""
         Xa = self._design(X)
-        return [level_log_proba(Xa, coef) for coef in self.coef]
+        return [softmax_log_proba(Xa, coef) for coef in self.coef]
 
     def log_reach(self, X):
         """Return the log-probability of reaching each node, shape (n, n_nodes)."""
@@ -398,29 +215,47 @@ class GateTree:
         """Return the leaves' log gate probabilities, shape (n, n_leaves)."""
         return tree_log_reach(self.level_log_probas(X))[-1]
 
-    def m_step(self, X, leaf_posterior, sample_weight, *, alpha, solver="auto"):
+    def m_step(
+        self, designs, leaf_posterior, sample_weight, *, alpha, solver="auto", n_steps=1
+    ):
         """Improve every gate given the leaves' posterior responsibilities.
 
         Node j's soft targets are its children's share of the posterior mass
         that reaches j, with sample weights ``w_i h_ij`` (DESIGN.md §2).
+
+        Parameters
+        ----------
+        designs : DesignCache
+            The fit's designs; the gate uses its own columns with an
+            intercept.
+        leaf_posterior : array of shape (n_samples, n_leaves)
+        sample_weight : array of shape (n_samples,)
+        alpha : float
+            L2 penalty on the gate coefficients.
+        solver : {"auto", "newton", "block"}, default="auto"
+        n_steps : int, default=1
+            Newton steps per gate; one improving step is enough for
+            generalised EM, more fit a fresh gate to a starting partition.
         """
-        xp = get_namespace(X)
-        Xa = self._design(X)
+        xp = get_namespace(leaf_posterior)
+        design = designs.get(columns=self.feature_indices, intercept=True)
+        n_samples = leaf_posterior.shape[0]
         posteriors = node_posteriors(leaf_posterior, self.hierarchy)
         for level, b in enumerate(self.hierarchy):
             reach = posteriors[level]
-            children = xp.reshape(posteriors[level + 1], (X.shape[0], -1, b))
+            children = xp.reshape(posteriors[level + 1], (n_samples, -1, b))
             safe = xp.where(reach > 0, reach, 1.0)
             targets = children / safe[:, :, None]
             weights = sample_weight[:, None] * reach
-            self.coef[level] = gate_newton_step(
-                Xa,
-                self.coef[level],
-                targets,
-                weights,
-                alpha=alpha,
-                solver=solver,
-            )
+            for _ in range(n_steps):
+                self.coef[level], _ = softmax_newton_step(
+                    design,
+                    self.coef[level],
+                    targets,
+                    weights,
+                    alpha=alpha,
+                    solver=solver,
+                )
         return self
 
     # Display ---------------------------------------------------------------

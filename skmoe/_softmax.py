@@ -1,0 +1,195 @@
+"""Weighted softmax regression with soft targets, batched over problems.
+
+Both the gates of a tree and multinomial logistic experts are softmax
+regressions fitted with per-sample weights; each EM iteration needs many of
+them at once (every gate of a level, every expert). This module holds them
+as one batch: ``coef`` of shape (n_problems, p, n_classes), with targets and
+weights per problem, so that a whole batch costs one GEMM per pass over X.
+"""
+
+import numpy as np
+
+from skmoe._backend import batched_solve, get_namespace, log_softmax, reduce_sum
+
+__all__ = ["softmax_log_proba", "softmax_newton_step", "softmax_objective"]
+
+# A full-Hessian Newton step costs b (b + 1) / 2 weighted Gram matrices per
+# problem against b for the block-diagonal step; above this number of classes
+# the full step costs more than the experts' M-step and the block step is
+# used (DESIGN.md §2 measured both: 0.97 of the attainable gain at K=16).
+_FULL_NEWTON_MAX_CLASSES = 8
+_MAX_HALVINGS = 30
+# A step is accepted when it loses no more than rounding: near the optimum
+# the exact objective change is below float64 resolution, and insisting on a
+# strict gain would only halve the step thirty times for nothing.
+_ROUNDING_SLACK = 1e-12
+
+
+# ---------------------------------------------------------------------------
+# Probabilities and objective
+# ---------------------------------------------------------------------------
+
+
+def softmax_log_proba(Xa, coef):
+    """Return the log-probabilities of every class of every problem.
+
+    Parameters
+    ----------
+    Xa : array of shape (n_samples, p)
+        Features with a trailing column of ones.
+    coef : array of shape (n_problems, p, n_classes)
+        Coefficients, the intercept in the last row.
+
+    Returns
+    -------
+    log_proba : array of shape (n_samples, n_problems, n_classes)
+    """
+    xp = get_namespace(Xa, coef)
+    n_problems, p, n_classes = coef.shape
+    flat = xp.reshape(xp.permute_dims(coef, (1, 0, 2)), (p, n_problems * n_classes))
+    logits = xp.reshape(Xa @ flat, (Xa.shape[0], n_problems, n_classes))
+    return log_softmax(logits, axis=-1)
+
+
+def softmax_objective(log_proba, targets, weights, coef, alpha):
+    """Return each problem's weighted soft-target log-likelihood minus its penalty."""
+    xp = get_namespace(log_proba)
+    fit = xp.sum(weights * reduce_sum(targets * log_proba, axis=-1), axis=0)
+    penalty = 0.5 * alpha * xp.sum(coef[:, :-1, :] ** 2, axis=(1, 2))
+    return fit - penalty
+
+
+def _curvature(design, proba, weights, *, full):
+    """Return each problem's Hessian of the negative log-likelihood.
+
+    With ``full=True`` the whole (b p) x (b p) Hessian of a problem; otherwise
+    only its b diagonal blocks (p x p), as a (n_problems, b, p, p) array.
+    """
+    xp = get_namespace(proba)
+    p = design.X.shape[1]
+    n_samples, n_problems, n_classes = proba.shape
+    if not full:
+        V = weights[:, :, None] * proba * (1.0 - proba)
+        gram = design.gram(xp.reshape(V, (n_samples, -1)))
+        return xp.reshape(gram, (n_problems, n_classes, p, p))
+    rows, cols = np.triu_indices(n_classes)
+    V = -proba[:, :, rows] * proba[:, :, cols]
+    V[:, :, rows == cols] += proba
+    V = weights[:, :, None] * V
+    gram = design.gram(xp.reshape(V, (n_samples, -1)))
+    gram = xp.reshape(gram, (n_problems, rows.shape[0], p, p))
+    hessian = xp.zeros((n_problems, n_classes, p, n_classes, p), dtype=proba.dtype)
+    for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        hessian[:, r, :, c, :] = gram[:, pair]
+        hessian[:, c, :, r, :] = gram[:, pair]
+    return xp.reshape(hessian, (n_problems, n_classes * p, n_classes * p))
+
+
+def _newton_direction(curvature, gradient, alpha, *, full):
+    """Solve the (penalised, jittered) Newton system for every problem."""
+    xp = get_namespace(curvature, gradient)
+    n_problems, p, n_classes = gradient.shape
+    penalty = xp.full((p,), alpha, dtype=gradient.dtype)
+    penalty[-1] = 0.0  # the intercept is not penalised
+    # Softmax is invariant to shifting all classes' coefficients alike, so
+    # the Hessian is singular along the intercept shift (and along every
+    # shift when alpha = 0): a tiny jitter keeps the solve defined without
+    # changing the ascent direction.
+    if full:
+        g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (n_problems, -1))
+        diag = xp.tile(penalty, n_classes)
+        scale = xp.mean(xp.diagonal(curvature, axis1=1, axis2=2), axis=1)
+        jitter = 1e-10 * (scale + 1.0)
+        A = curvature + (diag[None, :] + jitter[:, None])[:, :, None] * xp.eye(
+            n_classes * p, dtype=gradient.dtype
+        )
+        step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
+    else:
+        g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (-1, p))
+        blocks = xp.reshape(curvature, (-1, p, p))
+        scale = xp.mean(xp.diagonal(blocks, axis1=1, axis2=2), axis=1)
+        jitter = 1e-10 * (scale + 1.0)
+        A = blocks + (penalty[None, :] + jitter[:, None])[:, :, None] * xp.eye(
+            p, dtype=gradient.dtype
+        )
+        step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
+    return xp.permute_dims(step, (0, 2, 1))
+
+
+def softmax_newton_step(design, coef, targets, weights, *, alpha, solver="auto"):
+    """Take one monotone Newton-type step for every problem of a batch.
+
+    Each problem ``j`` maximises the weighted soft-target log-likelihood
+    ``sum_i weights[i, j] sum_c targets[i, j, c] log P_jc(x_i)`` minus
+    ``alpha / 2`` times the squared norm of its non-intercept coefficients.
+    A backtracking line search, per problem, makes sure that objective never
+    decreases (generalised EM needs an improving step, not the optimum).
+
+    Parameters
+    ----------
+    design : Design
+        The features with a trailing column of ones (``design.X``).
+    coef : array of shape (n_problems, p, n_classes)
+        Current coefficients (intercept in the last row).
+    targets : array of shape (n_samples, n_problems, n_classes)
+        Soft targets; each row sums to one where its weight is positive.
+    weights : array of shape (n_samples, n_problems)
+        Non-negative sample weights of each problem.
+    alpha : float
+        L2 penalty on the non-intercept coefficients.
+    solver : {"auto", "newton", "block"}, default="auto"
+        ``"newton"`` uses each problem's full Hessian, ``"block"`` only its
+        per-class diagonal blocks; ``"auto"`` picks by the number of classes.
+
+    Returns
+    -------
+    coef : array of shape (n_problems, p, n_classes)
+        Updated coefficients; a problem whose step found no improvement keeps
+        its coefficients.
+    gain : array of shape (n_problems,)
+        Increase of each problem's objective (0 where the step was refused).
+    """
+    xp = get_namespace(coef)
+    Xa = design.X
+    n_classes = coef.shape[2]
+    if solver == "auto":
+        full = n_classes <= _FULL_NEWTON_MAX_CLASSES
+    else:
+        full = solver == "newton"
+
+    log_proba = softmax_log_proba(Xa, coef)
+    proba = xp.exp(log_proba)
+    objective = softmax_objective(log_proba, targets, weights, coef, alpha)
+
+    residual = weights[:, :, None] * (targets - proba)
+    n_samples, n_problems, _ = residual.shape
+    gradient = Xa.T @ xp.reshape(residual, (n_samples, -1))
+    gradient = xp.permute_dims(
+        xp.reshape(gradient, (Xa.shape[1], n_problems, n_classes)), (1, 0, 2)
+    )
+    gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
+
+    curvature = _curvature(design, proba, weights, full=full)
+    step = _newton_direction(curvature, gradient, alpha, full=full)
+
+    accepted = xp.zeros((n_problems,), dtype=bool)
+    new_coef = xp.asarray(coef, copy=True)
+    gain = xp.zeros((n_problems,), dtype=objective.dtype)
+    step_size = 1.0
+    floor = objective - _ROUNDING_SLACK * xp.abs(objective)
+    for _ in range(_MAX_HALVINGS):
+        trial = coef + step_size * step
+        trial_objective = softmax_objective(
+            softmax_log_proba(Xa, trial), targets, weights, trial, alpha
+        )
+        improved = (trial_objective >= floor) & ~accepted
+        new_coef[improved] = trial[improved]
+        gain[improved] = trial_objective[improved] - objective[improved]
+        accepted |= improved
+        if bool(xp.all(accepted)):
+            break
+        step_size *= 0.5
+    # The intercepts are unpenalised and defined only up to a common shift:
+    # centre them so that repeated fits do not drift.
+    new_coef[:, -1, :] -= xp.mean(new_coef[:, -1, :], axis=1, keepdims=True)
+    return new_coef, gain

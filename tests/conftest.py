@@ -1,0 +1,42 @@
+"""Seeded data shared by the tests: small, fast, drawn from known mixtures."""
+
+import pytest
+
+from skmoe.datasets import (
+    make_hme_regression,
+    make_moe_classification,
+    make_moe_regression,
+)
+
+
+@pytest.fixture(scope="session")
+def moe_regression():
+    """1,000 rows from a 3-expert mixture, 4 features, with the truth."""
+    return make_moe_regression(
+        n_samples=1000, n_features=4, n_experts=3, random_state=0, return_truth=True
+    )
+
+
+@pytest.fixture(scope="session")
+def moe_classification():
+    """1,000 rows, 3 classes, from a 3-expert mixture, 4 features, with the truth."""
+    return make_moe_classification(
+        n_samples=1000,
+        n_features=4,
+        n_experts=3,
+        n_classes=3,
+        random_state=0,
+        return_truth=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def hme_regression():
+    """1,000 rows from a (2, 2) tree, 4 features, with the truth."""
+    return make_hme_regression(
+        n_samples=1000,
+        n_features=4,
+        hierarchy=(2, 2),
+        random_state=0,
+        return_truth=True,
+    )

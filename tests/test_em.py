@@ -1,0 +1,197 @@
+"""EM as properties: monotone objective, restarts, warm start, reproducibility."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.datasets import make_hme_classification, make_hme_regression
+
+# EM for linear-Gaussian and logistic experts is a MAP-EM: each iteration may
+# not decrease the penalised log-likelihood. Rounding is the only slack.
+RTOL = 1e-10
+
+
+def assert_never_decreases(history):
+    history = np.asarray(history)
+    slack = RTOL * np.maximum(1.0, np.abs(history[:-1]))
+    drops = history[:-1] - history[1:]
+    assert np.all(drops <= slack), f"largest drop {drops.max():.3e}"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("hierarchy", [(3,), (2, 2), (3, 2), (2, 2, 2)])
+def test_monotonic_objective_regressor(seed, hierarchy):
+    X, y = make_hme_regression(
+        n_samples=600, n_features=3, hierarchy=hierarchy, random_state=seed
+    )
+    moe = MixtureOfExpertsRegressor(
+        hierarchy=hierarchy, max_iter=40, tol=0.0, random_state=seed
+    )
+    with pytest.warns(ConvergenceWarning):
+        moe.fit(X, y)
+    assert moe.n_iter_ == 40
+    assert_never_decreases(moe.objective_history_)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("hierarchy", [(3,), (2, 2), (3, 2), (2, 2, 2)])
+def test_monotonic_objective_classifier(seed, hierarchy):
+    X, y = make_hme_classification(
+        n_samples=600, n_features=3, hierarchy=hierarchy, n_classes=3, random_state=seed
+    )
+    moe = MixtureOfExpertsClassifier(
+        hierarchy=hierarchy, max_iter=25, tol=0.0, random_state=seed
+    )
+    with pytest.warns(ConvergenceWarning):
+        moe.fit(X, y)
+    assert_never_decreases(moe.objective_history_)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_monotonic_objective_with_sample_weight(moe_regression, init_params):
+    X, y, _ = moe_regression
+    weights = np.random.default_rng(0).uniform(0.1, 3.0, size=len(y))
+    moe = MixtureOfExpertsRegressor(
+        n_experts=3, init_params=init_params, random_state=0, tol=1e-8, max_iter=200
+    ).fit(X, y, sample_weight=weights)
+    assert_never_decreases(moe.objective_history_)
+
+
+def test_history_and_final_e_step_agree(moe_regression):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
+    assert moe.converged_
+    assert len(moe.log_likelihood_history_) == moe.n_iter_ + 1
+    # The last history entry is the log-likelihood of the returned model.
+    assert moe.log_likelihood_ == pytest.approx(
+        np.mean(moe.log_likelihood(X, y)), rel=1e-12
+    )
+
+
+def test_restarts_choose_the_maximum(moe_regression, monkeypatch):
+    """The kept run is the best of the restarts, whichever comes first."""
+    X, y, _ = moe_regression
+    finals = []
+    original = MixtureOfExpertsRegressor._fit_once
+
+    def recording(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        finals.append(result[0][-1])
+        return result
+
+    monkeypatch.setattr(MixtureOfExpertsRegressor, "_fit_once", recording)
+    moe = MixtureOfExpertsRegressor(
+        n_experts=3, init_params="random", n_init=5, random_state=3
+    ).fit(X, y)
+    assert len(finals) == 5
+    assert moe.objective_history_[-1] == max(finals)
+
+
+def test_warm_start_continues(moe_regression):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(
+        n_experts=3, max_iter=2, tol=0.0, warm_start=True, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning):
+        moe.fit(X, y)
+    first = moe.objective_history_[-1]
+    gate = moe.gate_
+    with pytest.warns(ConvergenceWarning):
+        moe.fit(X, y)
+    assert moe.gate_ is gate
+    # The continued run starts where the first stopped.
+    assert moe.objective_history_[0] == pytest.approx(first, rel=1e-12)
+    assert moe.objective_history_[-1] >= first
+
+
+def test_warm_start_cannot_change_the_tree(moe_regression):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, warm_start=True, random_state=0)
+    moe.fit(X, y)
+    moe.set_params(n_experts=4)
+    with pytest.raises(ValueError, match="warm_start=True cannot change"):
+        moe.fit(X, y)
+
+
+def test_convergence_warning(moe_regression):
+    X, y, _ = moe_regression
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        moe = MixtureOfExpertsRegressor(n_experts=3, max_iter=1).fit(X, y)
+    assert not moe.converged_
+    assert moe.n_iter_ == 1
+
+
+@pytest.mark.parametrize(
+    "Estimator, fixture",
+    [
+        (MixtureOfExpertsRegressor, "moe_regression"),
+        (MixtureOfExpertsClassifier, "moe_classification"),
+    ],
+)
+def test_same_random_state_same_fit_and_pickle(Estimator, fixture, request):
+    X, y, _ = request.getfixturevalue(fixture)
+    first = Estimator(n_experts=3, init_params="random", random_state=7).fit(X, y)
+    second = Estimator(n_experts=3, init_params="random", random_state=7).fit(X, y)
+    np.testing.assert_array_equal(first.objective_history_, second.objective_history_)
+    np.testing.assert_array_equal(first.predict(X), second.predict(X))
+    restored = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(restored.predict(X), first.predict(X))
+    np.testing.assert_array_equal(restored.predict_gate(X), first.predict_gate(X))
+
+
+def test_verbose_prints_one_line_per_iteration(moe_regression, capsys):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, verbose=1, random_state=0).fit(X, y)
+    lines = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if "log-likelihood" in line
+    ]
+    assert len(lines) == moe.n_iter_
+
+
+@pytest.mark.parametrize("routing", ["soft", "hard", "topk"])
+def test_vectorized_linear_experts_equal_generic(moe_regression, routing):
+    """The batched least squares equals refitting LinearRegression clones."""
+    X, y, _ = moe_regression
+    common = {"routing": routing, "max_iter": 15, "tol": 0.0, "random_state": 0}
+    with pytest.warns(ConvergenceWarning):
+        fast = MixtureOfExpertsRegressor(n_experts=3, **common).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        generic = MixtureOfExpertsRegressor([LinearRegression()] * 3, **common).fit(
+            X, y
+        )
+    np.testing.assert_allclose(
+        fast.log_likelihood_history_, generic.log_likelihood_history_, rtol=1e-8
+    )
+    np.testing.assert_allclose(fast.noise_variance_, generic.noise_variance_, rtol=1e-8)
+    for a, b in zip(fast.experts_, generic.experts_, strict=True):
+        np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(a.intercept_, b.intercept_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fast.predict(X), generic.predict(X), rtol=1e-8)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_vectorized_logistic_experts_equal_generic(n_classes):
+    """The batched Newton solver equals refitting LogisticRegression clones."""
+    X, y = make_hme_classification(
+        n_samples=400, n_features=3, hierarchy=(2,), n_classes=n_classes, random_state=0
+    )
+    common = {"n_experts": 2, "max_iter": 8, "tol": 0.0, "random_state": 0}
+    with pytest.warns(ConvergenceWarning):
+        fast = MixtureOfExpertsClassifier(LogisticRegression(C=0.5), **common).fit(X, y)
+    exact = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-14, max_iter=500)
+    with pytest.warns(ConvergenceWarning):
+        generic = MixtureOfExpertsClassifier([exact] * 2, **common).fit(X, y)
+    np.testing.assert_allclose(
+        fast.log_likelihood_history_, generic.log_likelihood_history_, rtol=1e-8
+    )
+    for a, b in zip(fast.experts_, generic.experts_, strict=True):
+        np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        fast.predict_proba(X), generic.predict_proba(X), rtol=1e-8
+    )
