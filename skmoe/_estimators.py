@@ -470,6 +470,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            The class of highest mixture probability, from ``classes_``.
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]

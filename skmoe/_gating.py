@@ -172,13 +172,34 @@ class GateTree:
         return np.arange(self.level_offsets[-1], self.n_nodes)
 
     def children(self, node):
-        """Return the node ids of the children of ``node`` (empty for a leaf)."""
+        """Return the node ids of the children of a node.
+
+        Parameters
+        ----------
+        node : int
+            Node id.
+
+        Returns
+        -------
+        children : ndarray of int
+            Ids of the children (empty for a leaf).
+        """
         return np.flatnonzero(self.parent == node)
 
     def node_coef(self, node):
-        """Return ``(coef, intercept)`` of the gate at internal node ``node``.
+        """Return the coefficients of the gate at an internal node.
 
-        ``coef`` has shape (n_features, n_children): column c scores child c.
+        Parameters
+        ----------
+        node : int
+            Id of an internal node.
+
+        Returns
+        -------
+        coef : ndarray of shape (n_features, n_children)
+            Column c scores child c.
+        intercept : ndarray of shape (n_children,)
+            The children's intercepts.
         """
         level = int(self.depth[node])
         if level >= len(self.hierarchy):
@@ -202,17 +223,50 @@ class GateTree:
         return add_intercept(X[:, self.feature_indices])
 
     def level_log_probas(self, X):
-        """Return every level's conditional log-probabilities of children."""
+        """Return every level's conditional log-probabilities of children.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_input_features)
+            Input of the estimator; the gate reads ``feature_indices``.
+
+        Returns
+        -------
+        log_probas : list of ndarray of shape (n_samples, n_nodes_l, b_l)
+            One per level of gates.
+        """
         Xa = self._design(X)
         return [softmax_log_proba(Xa, coef) for coef in self.coef]
 
     def log_reach(self, X):
-        """Return the log-probability of reaching each node, shape (n, n_nodes)."""
+        """Return the log-probability of reaching every node.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_input_features)
+            Input of the estimator.
+
+        Returns
+        -------
+        log_reach : ndarray of shape (n_samples, n_nodes)
+            Columns in node id order.
+        """
         xp = get_namespace(X)
         return xp.concat(tree_log_reach(self.level_log_probas(X)), axis=1)
 
     def log_proba(self, X):
-        """Return the leaves' log gate probabilities, shape (n, n_leaves)."""
+        """Return the leaves' log gate probabilities.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_input_features)
+            Input of the estimator.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_leaves)
+            Columns in expert (leaf) order.
+        """
         return tree_log_reach(self.level_log_probas(X))[-1]
 
     def m_step(
@@ -229,13 +283,21 @@ class GateTree:
             The fit's designs; the gate uses its own columns with an
             intercept.
         leaf_posterior : array of shape (n_samples, n_leaves)
+            Posterior responsibilities of the leaves.
         sample_weight : array of shape (n_samples,)
+            Weights of the samples.
         alpha : float
             L2 penalty on the gate coefficients.
         solver : {"auto", "newton", "block"}, default="auto"
+            Newton step with full or block-diagonal Hessians.
         n_steps : int, default=1
             Newton steps per gate; one improving step is enough for
             generalised EM, more fit a fresh gate to a starting partition.
+
+        Returns
+        -------
+        self : GateTree
+            The tree, its coefficients updated.
         """
         xp = get_namespace(leaf_posterior)
         design = designs.get(columns=self.feature_indices, intercept=True)
@@ -267,7 +329,13 @@ class GateTree:
         )
 
     def describe(self):
-        """Return a text drawing of the tree, one line per node."""
+        """Return a text drawing of the tree.
+
+        Returns
+        -------
+        text : str
+            One line per node, children indented under their gate.
+        """
         lines = []
         offsets = self.level_offsets
         parent = self.parent

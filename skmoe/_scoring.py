@@ -24,9 +24,12 @@ def log_likelihood_scorer(estimator, X, y):
 
     Parameters
     ----------
-    estimator : fitted mixture of experts, or a Pipeline ending in one
+    estimator : estimator
+        A fitted mixture of experts, or a ``Pipeline`` ending in one.
     X : array-like of shape (n_samples, n_features)
+        Input samples (before the pipeline's transforms).
     y : array-like of shape (n_samples,)
+        Targets.
 
     Returns
     -------
@@ -42,9 +45,12 @@ def bic_scorer(estimator, X, y):
 
     Parameters
     ----------
-    estimator : fitted mixture of experts, or a Pipeline ending in one
+    estimator : estimator
+        A fitted mixture of experts, or a ``Pipeline`` ending in one.
     X : array-like of shape (n_samples, n_features)
+        Input samples (before the pipeline's transforms).
     y : array-like of shape (n_samples,)
+        Targets.
 
     Returns
     -------

@@ -147,7 +147,7 @@ def test_hierarchical_mixture_recovers_a_known_tree():
         return_truth=True,
     )
     train, test = slice(0, 20_000), slice(20_000, None)
-    tree = MixtureOfExpertsRegressor(hierarchy=(2, 2), n_init=2, random_state=0)
+    tree = MixtureOfExpertsRegressor(hierarchy=(2, 2), random_state=0)
     tree.fit(X[train], y[train])
     flat = MixtureOfExpertsRegressor(n_experts=4, random_state=0).fit(
         X[train], y[train]
@@ -211,3 +211,15 @@ def test_grid_search_over_hierarchy_in_a_pipeline(hme_regression):
     search = GridSearchCV(pipe, grid, cv=3).fit(X, y)
     assert search.best_params_["moe__hierarchy"] in [(4,), (2, 2)]
     assert search.best_estimator_[-1].n_experts_ == 4
+
+
+def test_tree_warm_start_continues_from_the_fitted_tree(hme_regression):
+    X, y, _ = hme_regression
+    moe = MixtureOfExpertsRegressor(hierarchy=(2, 2), warm_start=True, random_state=0)
+    moe.fit(X, y)
+    before = moe.objective_history_[-1]
+    coef = [c.copy() for c in moe.gate_.coef]
+    moe.fit(X, y)
+    assert moe.objective_history_[0] == pytest.approx(before, rel=1e-12)
+    assert moe.objective_history_[-1] >= before - 1e-12
+    np.testing.assert_allclose(moe.gate_.coef[0], coef[0], atol=1e-2)

@@ -1,0 +1,98 @@
+"""The architecture as tests: import direction between modules, public docs."""
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+import skmoe
+
+PACKAGE = Path(skmoe.__file__).parent
+
+# DESIGN.md §4, top to bottom: a module may import only modules below it.
+LAYERS = [
+    {"__main__"},
+    {"__init__"},
+    {"_estimators", "_scoring"},
+    {"_base"},
+    {"_gating", "_experts", "_routing"},
+    {"_softmax"},
+    {"_backend"},
+]
+STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
+
+
+def _layer(module):
+    return next(i for i, layer in enumerate(LAYERS) if module in layer)
+
+
+def _skmoe_imports(path):
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            name = node.module
+        elif isinstance(node, ast.Import):
+            name = node.names[0].name
+        else:
+            continue
+        if name == "skmoe" or name.startswith("skmoe."):
+            imported.add(name.removeprefix("skmoe").lstrip(".") or "__init__")
+    return imported
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.stem)
+def test_imports_point_down(path):
+    module = path.stem
+    for target in _skmoe_imports(path):
+        if module in STANDALONE:
+            pytest.fail(f"{module} should not import skmoe internals ({target})")
+        if target in STANDALONE:
+            continue
+        assert _layer(target) > _layer(module), f"{module} imports {target}"
+
+
+def test_torch_is_not_imported_by_the_numpy_path():
+    for path in PACKAGE.glob("*.py"):
+        assert "import torch" not in path.read_text(), path.name
+
+
+PUBLIC = [
+    skmoe.MixtureOfExpertsRegressor,
+    skmoe.MixtureOfExpertsClassifier,
+    skmoe.GateTree,
+    skmoe.bic_scorer,
+    skmoe.log_likelihood_scorer,
+]
+
+
+def _public_objects():
+    for obj in PUBLIC:
+        yield obj
+        if inspect.isclass(obj):
+            for name, member in vars(obj).items():
+                if not name.startswith("_") and inspect.isfunction(member):
+                    yield member
+    datasets = importlib.import_module("skmoe.datasets")
+    for name in datasets.__all__:
+        yield getattr(datasets, name)
+
+
+# Checks scikit-learn itself does not enforce on every docstring.
+IGNORED = {"GL08", "ES01", "SA01", "EX01", "RT02", "PR02", "SS05", "GL02", "GL03"}
+
+
+@pytest.mark.parametrize(
+    "obj", list(_public_objects()), ids=lambda o: getattr(o, "__qualname__", str(o))
+)
+def test_numpydoc(obj):
+    validate = pytest.importorskip("numpydoc.validate")
+    errors = [
+        f"{code}: {message}"
+        for code, message in validate.validate(f"{obj.__module__}.{obj.__qualname__}")[
+            "errors"
+        ]
+        if code not in IGNORED
+    ]
+    assert not errors, "\n".join(errors)
