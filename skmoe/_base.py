@@ -10,12 +10,10 @@ outputs into predictions.
 import math
 import warnings
 from abc import ABCMeta, abstractmethod
-from itertools import combinations, islice
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, clone
-from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -26,10 +24,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skmoe._backend import Design, DesignCache, add_intercept, logsumexp
+from skmoe._backend import DesignCache, add_intercept, logsumexp
 from skmoe._gating import GateTree
+from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, route_log_weights
-from skmoe._softmax import softmax_log_proba, softmax_newton_step, softmax_objective
 
 __all__ = ["BaseMixtureOfExperts"]
 
@@ -37,149 +35,12 @@ __all__ = ["BaseMixtureOfExperts"]
 # every expert starts with some mass on every row (an empty k-means cluster
 # must not leave an expert unfittable).
 _INIT_SMOOTHING = 1e-2
-# k-means initialisation is fitted on at most this many rows: the start only
-# needs the regions, and k-means on 1e6 rows would cost more than EM.
-_KMEANS_MAX_ROWS = 20_000
-# Placing clusters at the leaves of a tree scores at most this many
-# partitions per node, each by a softmax fit of this many Newton steps.
-_MAX_PARTITIONS = 64
-_SEPARABILITY_NEWTON_STEPS = 4
-# ... and the best few placements each get a short EM run, the best of which
-# the fit continues from ("restarts over pairings", DESIGN.md §2).
-_PLACEMENT_CANDIDATES = 4
 # Newton steps that fit a fresh gate to the starting partition.
 _INIT_GATE_NEWTON_STEPS = 8
+# A tree tries this many placements of its experts, each with a short EM
+# run; the fit continues from the best ("restarts over pairings", DESIGN §2).
+_PLACEMENT_CANDIDATES = 4
 _PLACEMENT_EM_ITERATIONS = 10
-
-
-# ---------------------------------------------------------------------------
-# Initial responsibilities
-# ---------------------------------------------------------------------------
-
-
-def _standardize(Z, sample_weight):
-    Z = np.asarray(Z, dtype=np.float64)
-    mean = np.average(Z, axis=0, weights=sample_weight)
-    std = np.sqrt(np.average((Z - mean) ** 2, axis=0, weights=sample_weight))
-    return (Z - mean) / np.where(std > 0, std, 1.0)
-
-
-def kmeans_labels(Z, n_clusters, sample_weight, random_state):
-    """Return k-means cluster labels of the rows of ``Z``.
-
-    k-means is fitted on at most ``_KMEANS_MAX_ROWS`` rows, then every row is
-    assigned to its nearest centre.
-    """
-    fit_rows = np.arange(Z.shape[0])
-    if Z.shape[0] > _KMEANS_MAX_ROWS:
-        fit_rows = random_state.choice(Z.shape[0], _KMEANS_MAX_ROWS, replace=False)
-    kmeans = KMeans(
-        n_clusters=n_clusters,
-        n_init=1,
-        random_state=random_state.randint(np.iinfo(np.int32).max),
-    )
-    with warnings.catch_warnings():
-        # Duplicated points can leave fewer distinct clusters; the smoothing
-        # of the initial responsibilities keeps every expert fittable.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        kmeans.fit(Z[fit_rows], sample_weight=sample_weight[fit_rows])
-    return kmeans.predict(Z)
-
-
-def _equal_partitions(items, n_groups):
-    """Yield every partition of ``items`` into ``n_groups`` groups of equal size."""
-    if n_groups == 1:
-        yield [list(items)]
-        return
-    size = len(items) // n_groups
-    first, rest = items[0], items[1:]
-    for others in combinations(rest, size - 1):
-        group = [first, *others]
-        remaining = [i for i in rest if i not in others]
-        for partition in _equal_partitions(remaining, n_groups - 1):
-            yield [group, *partition]
-
-
-def _gate_separability(Xa, labels, groups, sample_weight, alpha):
-    """Return how well a softmax gate separates ``groups`` of cluster labels.
-
-    The penalised log-likelihood of a softmax regression of group membership
-    on the gate's features, after a few Newton steps from zero.
-    """
-    group_of = {c: g for g, members in enumerate(groups) for c in members}
-    rows = np.isin(labels, list(group_of))
-    targets = np.eye(len(groups))[[group_of[c] for c in labels[rows]]][:, None, :]
-    weights = sample_weight[rows][:, None]
-    design = Design(Xa[rows], intercept=False)
-    coef = np.zeros((1, Xa.shape[1], len(groups)))
-    for _ in range(_SEPARABILITY_NEWTON_STEPS):
-        coef, _ = softmax_newton_step(design, coef, targets, weights, alpha=alpha)
-    log_proba = softmax_log_proba(design.X, coef)
-    return float(softmax_objective(log_proba, targets, weights, coef, alpha)[0])
-
-
-def group_clusters(
-    labels, Xa, hierarchy, sample_weight, random_state, *, alpha, n_candidates
-):
-    """Propose placements of flat clusters at the leaves of a tree.
-
-    A (2, 2) tree can split four clusters into pairs three ways, and EM keeps
-    the pairing it starts from (DESIGN.md §2; measured here: test RMSE 1.32x
-    the truth's from the wrong pairing, 1.002x from the right one). The
-    partitions of the clusters into the root's children are ranked by how
-    well a linear gate separates them (all scored when there are few, a
-    random sample otherwise); the best ``n_candidates`` are completed level
-    by level with the best-separated partition below each node.
-
-    Parameters
-    ----------
-    labels : ndarray of shape (n_samples,)
-        Flat cluster of every row, in ``[0, n_leaves)``.
-    Xa : ndarray of shape (n_samples, p)
-        Gate features with a column of ones.
-    hierarchy : tuple of int
-    sample_weight : ndarray of shape (n_samples,)
-    random_state : RandomState
-    alpha : float
-        The gate's L2 penalty.
-    n_candidates : int
-        Number of placements to return.
-
-    Returns
-    -------
-    candidates : list of ndarray of shape (n_leaves,)
-        The leaf of every cluster under each proposed placement, best first.
-    """
-
-    def ranked(clusters, level):
-        partitions = list(
-            islice(_equal_partitions(clusters, hierarchy[level]), _MAX_PARTITIONS)
-        )
-        if len(partitions) == _MAX_PARTITIONS:
-            partitions = [
-                np.array_split(random_state.permutation(clusters), hierarchy[level])
-                for _ in range(_MAX_PARTITIONS)
-            ]
-        scores = [
-            _gate_separability(Xa, labels, groups, sample_weight, alpha)
-            for groups in partitions
-        ]
-        return [partitions[i] for i in np.argsort(scores)[::-1]]
-
-    def place(clusters, level, partition=None):
-        if level == len(hierarchy) - 1:
-            return list(clusters)
-        groups = partition if partition is not None else ranked(clusters, level)[0]
-        return [leaf for group in groups for leaf in place(list(group), level + 1)]
-
-    clusters = list(range(math.prod(hierarchy)))
-    candidates = []
-    for partition in ranked(clusters, 0)[:n_candidates]:
-        leaf_order = np.asarray(place(clusters, 0, partition))
-        cluster_to_leaf = np.empty(len(leaf_order), dtype=np.intp)
-        cluster_to_leaf[leaf_order] = np.arange(len(leaf_order))
-        candidates.append(cluster_to_leaf)
-    return candidates
 
 
 # ---------------------------------------------------------------------------
@@ -410,9 +271,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         responsibilities make all experts alike and EM stalls there).
         """
         n_experts = math.prod(hierarchy)
-        target = _standardize(self._init_target_columns(y_encoded), sample_weight)
+        target = standardize(self._init_target_columns(y_encoded), sample_weight)
         target *= np.sqrt(max(X.shape[1], 1) / target.shape[1])
-        Z = np.hstack([_standardize(X, sample_weight), target])
+        Z = np.hstack([standardize(X, sample_weight), target])
         if self.init_params == "random":
             centers = Z[rs.choice(Z.shape[0], n_experts, replace=False)]
             distances = (
@@ -479,7 +340,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
         )
         resp = self._e_step(gate, pool, X, y_encoded, sample_weight)[2]
-        Xa = add_intercept(_standardize(X[:, gate_idx], sample_weight))
+        Xa = add_intercept(standardize(X[:, gate_idx], sample_weight))
         placements = group_clusters(
             np.argmax(resp, axis=1),
             Xa,

@@ -17,7 +17,7 @@ LAYERS = [
     {"__init__"},
     {"_estimators", "_scoring"},
     {"_base"},
-    {"_gating", "_experts", "_routing"},
+    {"_gating", "_experts", "_routing", "_init"},
     {"_softmax"},
     {"_backend"},
 ]
