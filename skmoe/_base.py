@@ -478,6 +478,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # dropped with it.
         designs = DesignCache(X)
         best = None
+        histories = []
         n_init = 1 if continue_fit else self.n_init
         for init in range(n_init):
             if continue_fit:
@@ -495,6 +496,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 max_iter=self.max_iter,
                 init=init,
             )
+            histories.append(np.asarray(log_liks))
             if best is None or objectives[-1] > best[0][-1]:
                 best = (objectives, log_liks, converged, n_iter, gate, pool)
 
@@ -516,6 +518,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.converged_ = converged
         self.objective_history_ = np.asarray(objectives)
         self.log_likelihood_history_ = np.asarray(log_liks)
+        self.log_likelihood_histories_ = histories
         self.log_likelihood_ = log_liks[-1]
         self._after_fit(pool)
         return self

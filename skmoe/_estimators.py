@@ -104,7 +104,9 @@ _SHARED_ATTRIBUTES = """
         Number of experts.
 
     n_iter_ : int
-        Number of EM iterations of the kept initialisation.
+        Number of EM iterations of the kept initialisation. A tree's start
+        (a fitted flat mixture and short runs that place its experts at the
+        leaves) is not counted.
 
     converged_ : bool
         Whether the kept initialisation converged.
@@ -116,6 +118,11 @@ _SHARED_ATTRIBUTES = """
     log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
         Mean per-sample log-likelihood after the initialisation and after
         every EM iteration.
+
+    log_likelihood_histories_ : list of ndarray
+        The log-likelihood history of every initialisation (``n_init`` of
+        them), in the order they ran; the kept one is
+        ``log_likelihood_history_``.
 
     objective_history_ : ndarray of shape (n_iter_ + 1,)
         The same with the log-priors (gate penalty, variance prior) added:

@@ -89,6 +89,11 @@ def test_restarts_choose_the_maximum(moe_regression, monkeypatch):
     ).fit(X, y)
     assert len(finals) == 5
     assert moe.objective_history_[-1] == max(finals)
+    assert len(moe.log_likelihood_histories_) == 5
+    assert any(
+        np.array_equal(h, moe.log_likelihood_history_)
+        for h in moe.log_likelihood_histories_
+    )
 
 
 def test_warm_start_continues(moe_regression):
