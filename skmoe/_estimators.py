@@ -159,7 +159,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 """
         + _SHARED_PARAMETERS
         + """
-    reg_variance : float, default=1.0
+    reg_variance : float, default=0.1
         Strength, in pseudo-samples, of the inverse-gamma prior on each
         expert's noise variance (centred on the variance of y). It keeps an
         expert that interpolates a few points from a zero variance.
@@ -213,7 +213,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         top_k=2,
         gate_features=None,
         gate_alpha=1.0,
-        reg_variance=1.0,
+        reg_variance=0.1,
         init_params="kmeans",
         n_init=1,
         max_iter=100,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_softmax, logsumexp
+from scipy.stats import norm
 from sklearn.utils import (
     check_array,
     check_consistent_length,
@@ -110,22 +111,41 @@ def _draw_softmax_coef(rng, n_features, n_outputs, scale, *, orthogonal_to):
     gate's split independent of its ancestors' and so even within their
     regions.
 
+    When no regular simplex fits (more outputs than ``n_features + 1``, as
+    with three experts on 1-D inputs), the logits are those of the nearest of
+    ``n_outputs`` centres, ``scale * (c_k . x - |c_k|^2 / 2)``: every output
+    still owns a region (the Voronoi cell of its centre), which random
+    directions without intercepts would not give (in 1-D they collapse onto
+    two opposite slopes). The centres lie along a random direction, spaced so
+    that the cells split standard normal inputs about evenly.
+
     Returns
     -------
     coef : ndarray of shape (n_features, n_outputs)
         The coefficients.
+    intercept : ndarray of shape (n_outputs,)
+        The intercepts (zero for the simplex, centred otherwise).
     basis : ndarray of shape (n_features, n_directions)
         ``orthogonal_to`` extended by the directions used here when they were
         kept orthogonal to it, else ``orthogonal_to`` unchanged.
     """
     n_directions = n_outputs - 1
     if n_directions > n_features:
-        # No regular simplex fits: random centred directions, balanced only
-        # on average over draws.
-        coef = rng.standard_normal((n_features, n_outputs))
-        coef -= coef.mean(axis=1, keepdims=True)
-        coef *= scale / np.linalg.norm(coef, axis=0)
-        return coef, orthogonal_to
+        direction = rng.standard_normal(n_features)
+        direction /= np.linalg.norm(direction)
+        # Cell boundaries (midpoints between neighbouring centres) fall at or
+        # near the normal quantiles k / n_outputs: near-equal shares.
+        bounds = norm.ppf(np.arange(1, n_outputs) / n_outputs)
+        spacing = np.diff(bounds).mean()
+        centres = np.concatenate(
+            [[bounds[0] - spacing / 2], (bounds[:-1] + bounds[1:]) / 2]
+        )
+        centres = np.append(centres, bounds[-1] + spacing / 2)
+        # Dividing by the spacing gives neighbouring logits a slope gap of
+        # ``scale``, as sharp as the simplex gates.
+        coef = (scale / spacing) * np.outer(direction, centres)
+        intercept = -0.5 * (scale / spacing) * centres**2
+        return coef, intercept - intercept.mean(), orthogonal_to
 
     draw = rng.standard_normal((n_features, n_directions))
     room = orthogonal_to.shape[1] + n_directions <= n_features
@@ -134,7 +154,7 @@ def _draw_softmax_coef(rng, n_features, n_outputs, scale, *, orthogonal_to):
     directions, _ = np.linalg.qr(draw)
     coef = scale * directions @ _simplex_vertices(n_outputs)
     basis = np.hstack([orthogonal_to, directions]) if room else orthogonal_to
-    return coef, basis
+    return coef, np.zeros(n_outputs), basis
 
 
 def _draw_gate_tree(rng, n_features, hierarchy, gate_scale):
@@ -143,15 +163,15 @@ def _draw_gate_tree(rng, n_features, hierarchy, gate_scale):
     node_bases = [np.empty((n_features, 0))]
     for n_children in hierarchy:
         level_coef = np.empty((len(node_bases), n_features, n_children))
+        level_intercept = np.empty((len(node_bases), n_children))
         child_bases = []
         for node, basis in enumerate(node_bases):
-            level_coef[node], child_basis = _draw_softmax_coef(
+            level_coef[node], level_intercept[node], child_basis = _draw_softmax_coef(
                 rng, n_features, n_children, gate_scale, orthogonal_to=basis
             )
             child_bases.extend([child_basis] * n_children)
         gate_coef.append(level_coef)
-        # Zero intercepts keep every region of the same expected size.
-        gate_intercept.append(np.zeros((len(node_bases), n_children)))
+        gate_intercept.append(level_intercept)
         node_bases = child_bases
     return gate_coef, gate_intercept
 
@@ -199,7 +219,7 @@ def _make_tree_data(
         expert_coef = np.empty((n_experts, n_classes, n_features))
         expert_intercept = np.empty((n_experts, n_classes))
         for k in range(n_experts):
-            coef, _ = _draw_softmax_coef(
+            coef, _, _ = _draw_softmax_coef(
                 rng, n_features, n_classes, expert_scale, orthogonal_to=no_basis
             )
             expert_coef[k] = coef.T
