@@ -84,6 +84,10 @@ def _gate_separability(Xa, labels, groups, sample_weight, alpha):
     """
     group_of = {c: g for g, members in enumerate(groups) for c in members}
     rows = np.isin(labels, list(group_of))
+    if not rows.any():
+        # Clusters that no row prefers (an expert that won no argmax) have
+        # nothing to separate: every partition of them scores alike.
+        return 0.0
     targets = np.eye(len(groups))[[group_of[c] for c in labels[rows]]][:, None, :]
     weights = sample_weight[rows][:, None]
     design = Design(Xa[rows], intercept=False)

@@ -43,6 +43,10 @@ def log_likelihood_scorer(estimator, X, y):
 def bic_scorer(estimator, X, y):
     """Return minus the BIC of the model on ``(X, y)`` (greater is better).
 
+    The BIC is computed on the data given: in a cross-validated search, the
+    held-out fold, with ``log(n_samples)`` of that fold in the penalty (as
+    in scikit-learn's Gaussian-mixture model selection).
+
     Parameters
     ----------
     estimator : estimator

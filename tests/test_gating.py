@@ -223,3 +223,24 @@ def test_tree_warm_start_continues_from_the_fitted_tree(hme_regression):
     assert moe.objective_history_[0] == pytest.approx(before, rel=1e-12)
     assert moe.objective_history_[-1] >= before - 1e-12
     np.testing.assert_allclose(moe.gate_.coef[0], coef[0], atol=1e-2)
+
+
+def test_placement_tolerates_clusters_without_rows():
+    """A flat expert that wins no row must not break the tree's start."""
+    from skmoe._backend import add_intercept
+    from skmoe._init import group_clusters
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    labels = np.where(X[:, 0] > 0, 0, 1)  # clusters 2..7 hold no row
+    placements = group_clusters(
+        labels,
+        add_intercept(X),
+        (2, 2, 2),
+        np.ones(200),
+        np.random.RandomState(0),
+        alpha=1.0,
+        n_candidates=2,
+    )
+    for cluster_to_leaf in placements:
+        assert sorted(cluster_to_leaf) == list(range(8))
