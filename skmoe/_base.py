@@ -382,23 +382,34 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
 
     def _e_step(self, gate, pool, X, y_encoded, sample_weight):
-        """Return (objective, mean log-likelihood, responsibilities)."""
+        """Return (objective, mean bound, responsibilities).
+
+        The bound is what EM maximises: ``log sum_{k in S_i} g_k p_k`` over
+        the support ``S_i`` that the routing keeps of the joint posterior
+        (every expert for soft EM, the top k for truncated EM, the best for
+        classification EM). Keeping the k largest terms is the best k-sparse
+        E-step, so each E-step and M-step raises it (for soft routing it is
+        the log-likelihood itself). The objective adds the log-priors.
+        """
         log_gate, log_expert = self._log_joint(gate, pool, X, y_encoded)
         log_joint = log_gate + log_expert
         if self.routing == "soft":
             # The gate is already normalised: one logsumexp gives both the
             # likelihood and the posterior.
-            log_lik = logsumexp(log_joint, axis=1)
-            log_resp = log_joint - log_lik[:, None]
+            log_bound = logsumexp(log_joint, axis=1)
+            log_resp = log_joint - log_bound[:, None]
         else:
-            log_lik = logsumexp(self._route(log_gate) + log_expert, axis=1)
             log_resp = self._route(log_joint)
+            # At any kept entry, log_joint - log_resp is the log-sum over
+            # the kept support.
+            kept = np.argmax(log_resp, axis=1)[:, None]
+            log_bound = np.take_along_axis(log_joint - log_resp, kept, axis=1)[:, 0]
         total = sample_weight.sum()
-        mean_log_lik = float(sample_weight @ log_lik) / total
+        mean_bound = float(sample_weight @ log_bound) / total
         log_prior = pool.log_prior() - 0.5 * self.gate_alpha * sum(
             float(np.sum(c[:, :-1, :] ** 2)) for c in gate.coef
         )
-        return mean_log_lik + log_prior / total, mean_log_lik, np.exp(log_resp)
+        return mean_bound + log_prior / total, mean_bound, np.exp(log_resp)
 
     def _fit_once(
         self, gate, pool, designs, y_encoded, sample_weight, *, max_iter, init=None
@@ -519,7 +530,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(objectives)
         self.log_likelihood_history_ = np.asarray(log_liks)
         self.log_likelihood_histories_ = histories
-        self.log_likelihood_ = log_liks[-1]
+        self.log_likelihood_ = float(
+            sample_weight @ self._log_likelihood(gate, pool, X, y_encoded)
+        ) / float(sample_weight.sum())
         self._after_fit(pool)
         return self
 
@@ -618,9 +631,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             y_numeric=not self._is_classifier(),
         )
         y_encoded = self._encode_targets(y, reset=False)
-        log_gate, log_expert = self._log_joint(
-            self.gate_, self._expert_pool, X, y_encoded
-        )
+        return self._log_likelihood(self.gate_, self._expert_pool, X, y_encoded)
+
+    def _log_likelihood(self, gate, pool, X, y_encoded):
+        """Return the model's per-sample log-likelihood (routed gate)."""
+        log_gate, log_expert = self._log_joint(gate, pool, X, y_encoded)
         return logsumexp(self._route(log_gate) + log_expert, axis=1)
 
     def _n_parameters(self):

@@ -112,22 +112,23 @@ _SHARED_ATTRIBUTES = """
         Whether the kept initialisation converged.
 
     log_likelihood_ : float
-        Mean (sample-weighted) per-sample log-likelihood on the training
-        data at the end of fitting.
+        Mean (sample-weighted) per-sample log-likelihood of the fitted model
+        on the training data, ``mean(log_likelihood(X, y))``.
 
     log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
-        Mean per-sample log-likelihood after the initialisation and after
-        every EM iteration.
+        The quantity EM maximises, after the initialisation and after every
+        EM iteration: the mean log-likelihood for soft routing; for hard and
+        top-k routing, the mean of ``log sum_k g_k p_k`` over the experts
+        kept by the truncated E-step (the bound that classification EM and
+        top-k EM raise).
 
     log_likelihood_histories_ : list of ndarray
-        The log-likelihood history of every initialisation (``n_init`` of
-        them), in the order they ran; the kept one is
-        ``log_likelihood_history_``.
+        The same history for every initialisation (``n_init`` of them), in
+        the order they ran; the kept one is ``log_likelihood_history_``.
 
     objective_history_ : ndarray of shape (n_iter_ + 1,)
         The same with the log-priors (gate penalty, variance prior) added:
-        the quantity EM never decreases (linear / logistic experts, soft
-        routing).
+        the quantity EM never decreases with linear or logistic experts.
 
     n_features_in_ : int
         Number of features seen during fit.

@@ -22,6 +22,30 @@ def assert_never_decreases(history):
     assert np.all(drops <= slack), f"largest drop {drops.max():.3e}"
 
 
+@pytest.mark.parametrize("routing", ["hard", "topk"])
+@pytest.mark.parametrize("hierarchy", [(4,), (2, 2)])
+def test_monotonic_objective_with_truncated_routing(routing, hierarchy):
+    """Classification EM and top-k EM raise their bound at every iteration."""
+    X, y = make_hme_regression(
+        n_samples=600, n_features=3, hierarchy=hierarchy, random_state=0
+    )
+    moe = MixtureOfExpertsRegressor(
+        hierarchy=hierarchy, routing=routing, max_iter=30, tol=0.0, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning):
+        moe.fit(X, y)
+    assert_never_decreases(moe.objective_history_)
+    Xc, yc = make_hme_classification(
+        n_samples=600, n_features=3, hierarchy=hierarchy, random_state=0
+    )
+    clf = MixtureOfExpertsClassifier(
+        hierarchy=hierarchy, routing=routing, max_iter=15, tol=0.0, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(Xc, yc)
+    assert_never_decreases(clf.objective_history_)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("hierarchy", [(3,), (2, 2), (3, 2), (2, 2, 2)])
 def test_monotonic_objective_regressor(seed, hierarchy):
