@@ -42,7 +42,7 @@ TREE_EXPERT_REASON = (
 
 def expected_failed_checks(estimator):
     check = "check_sample_weight_equivalence_on_dense_data"
-    if isinstance(estimator.estimator, (DecisionTreeClassifier, DecisionTreeRegressor)):
+    if isinstance(estimator.estimator, DecisionTreeClassifier):
         return {check: TREE_EXPERT_REASON}
     hard_flat_regressor = (
         isinstance(estimator, MixtureOfExpertsRegressor) and estimator.routing == "hard"
