@@ -278,29 +278,3 @@ def test_all_is_public():
         "GateRegionsDisplay",
         "GateTreeDisplay",
     ]
-
-
-def _public_objects():
-    for name in skmoe.plot.__all__:
-        cls = getattr(skmoe.plot, name)
-        yield cls
-        yield cls.from_estimator
-        yield cls.plot
-
-
-IGNORED = {"GL08", "ES01", "SA01", "EX01", "RT02", "PR02", "SS05", "GL02", "GL03"}
-
-
-@pytest.mark.parametrize(
-    "obj", list(_public_objects()), ids=lambda o: getattr(o, "__qualname__", str(o))
-)
-def test_numpydoc(obj):
-    validate = pytest.importorskip("numpydoc.validate")
-    errors = [
-        f"{code}: {message}"
-        for code, message in validate.validate(f"{obj.__module__}.{obj.__qualname__}")[
-            "errors"
-        ]
-        if code not in IGNORED
-    ]
-    assert not errors, "\n".join(errors)

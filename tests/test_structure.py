@@ -77,6 +77,10 @@ def _public_objects():
     datasets = importlib.import_module("skmoe.datasets")
     for name in datasets.__all__:
         yield getattr(datasets, name)
+    plot = importlib.import_module("skmoe.plot")
+    for name in plot.__all__:
+        display = getattr(plot, name)
+        yield from (display, display.from_estimator, display.plot)
 
 
 # Checks scikit-learn itself does not enforce on every docstring.
