@@ -157,9 +157,6 @@ class LinearGaussianExperts:
         self.intercept_ = None
         self.variance_ = np.full(n_experts, prior_variance)
 
-    def _design(self, X):
-        return add_intercept(X) if self.fit_intercept else X
-
     def predict(self, X):
         """Return every expert's prediction, shape (n_samples, n_experts)."""
         return X @ self.coef_.T + self.intercept_[None, :]
