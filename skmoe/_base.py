@@ -215,7 +215,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     "gate_features names columns, but X has no feature names; "
                     "pass a DataFrame or give column indices."
                 )
-            missing = [f for f in features if f not in set(names)]
+            known = set(names)
+            missing = [f for f in features if f not in known]
             if missing:
                 raise ValueError(
                     f"gate_features {missing} are not feature names seen in fit."
@@ -339,7 +340,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._fit_once(
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
         )
-        resp = self._e_step(gate, pool, X, y_encoded, sample_weight)[2]
+        resp = self._e_step(gate, pool, designs, y_encoded, sample_weight)[2]
         Xa = add_intercept(standardize(X[:, gate_idx], sample_weight))
         placements = group_clusters(
             np.argmax(resp, axis=1),
@@ -381,7 +382,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Return log gate probabilities and experts' log-likelihoods."""
         return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
 
-    def _e_step(self, gate, pool, X, y_encoded, sample_weight):
+    def _e_step(self, gate, pool, designs, y_encoded, sample_weight):
         """Return (objective, mean bound, responsibilities).
 
         The bound is what EM maximises: ``log sum_{k in S_i} g_k p_k`` over
@@ -391,7 +392,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         E-step, so each E-step and M-step raises it (for soft routing it is
         the log-likelihood itself). The objective adds the log-priors.
         """
-        log_gate, log_expert = self._log_joint(gate, pool, X, y_encoded)
+        log_gate, log_expert = self._log_joint(gate, pool, designs.source, y_encoded)
         log_joint = log_gate + log_expert
         if self.routing == "soft":
             # The gate is already normalised: one logsumexp gives both the
@@ -406,9 +407,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             log_bound = np.take_along_axis(log_joint - log_resp, kept, axis=1)[:, 0]
         total = sample_weight.sum()
         mean_bound = float(sample_weight @ log_bound) / total
-        log_prior = pool.log_prior() - 0.5 * self.gate_alpha * sum(
-            float(np.sum(c[:, :-1, :] ** 2)) for c in gate.coef
-        )
+        log_prior = pool.log_prior() + gate.log_prior(self.gate_alpha)
         return mean_bound + log_prior / total, mean_bound, np.exp(log_resp)
 
     def _fit_once(
@@ -419,15 +418,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``init`` numbers the initialisation in verbose output; None marks a
         short run that chooses between starts (printed at ``verbose > 1``).
         """
-        X = designs.source
-        objective, log_lik, resp = self._e_step(gate, pool, X, y_encoded, sample_weight)
+        objective, log_lik, resp = self._e_step(
+            gate, pool, designs, y_encoded, sample_weight
+        )
         objectives, log_liks = [objective], [log_lik]
         converged, n_iter = False, 0
         for n_iter in range(1, max_iter + 1):
             previous = objective
             self._m_step(gate, pool, designs, y_encoded, sample_weight, resp)
             objective, log_lik, resp = self._e_step(
-                gate, pool, X, y_encoded, sample_weight
+                gate, pool, designs, y_encoded, sample_weight
             )
             objectives.append(objective)
             log_liks.append(log_lik)
@@ -530,9 +530,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(objectives)
         self.log_likelihood_history_ = np.asarray(log_liks)
         self.log_likelihood_histories_ = histories
-        self.log_likelihood_ = float(
-            sample_weight @ self._log_likelihood(gate, pool, X, y_encoded)
-        ) / float(sample_weight.sum())
+        if self.routing == "soft":
+            # Soft EM's bound is the likelihood: the last E-step computed it.
+            self.log_likelihood_ = log_liks[-1]
+        else:
+            self.log_likelihood_ = float(
+                sample_weight @ self._log_likelihood(gate, pool, X, y_encoded)
+            ) / float(sample_weight.sum())
         self._after_fit(pool)
         return self
 

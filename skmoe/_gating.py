@@ -217,6 +217,21 @@ class GateTree:
             )
         )
 
+    def log_prior(self, alpha):
+        """Return the log of the gates' Gaussian prior (the L2 penalty).
+
+        Parameters
+        ----------
+        alpha : float
+            The gates' L2 penalty.
+
+        Returns
+        -------
+        log_prior : float
+            ``-alpha / 2`` times the squared norm of every gate's slopes.
+        """
+        return -0.5 * alpha * sum(float(np.sum(c[:, :-1, :] ** 2)) for c in self.coef)
+
     # Computation -----------------------------------------------------------
 
     def _design(self, X):
