@@ -41,6 +41,10 @@ _INIT_GATE_NEWTON_STEPS = 8
 # run; the fit continues from the best ("restarts over pairings", DESIGN §2).
 _PLACEMENT_CANDIDATES = 4
 _PLACEMENT_EM_ITERATIONS = 10
+# An expert starves when its responsibility mass falls below this many rows
+# (of average sample weight): its fit is then defined by almost nothing, so
+# it is pruned (flexmix drops components the same way, by their prior).
+_MIN_EFFECTIVE_SAMPLES = 1.0
 
 
 # ---------------------------------------------------------------------------
@@ -337,10 +341,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         if len(hierarchy) == 1:
             return gate, pool
-        self._fit_once(
+        resp = self._fit_once(
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
-        )
-        resp = self._e_step(gate, pool, designs, y_encoded, sample_weight)[2]
+        )[-1]
         Xa = add_intercept(standardize(X[:, gate_idx], sample_weight))
         placements = group_clusters(
             np.argmax(resp, axis=1),
@@ -371,18 +374,48 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return best[1], best[2]
 
     def _m_step(
-        self, gate, pool, designs, y_encoded, sample_weight, resp, *, gate_steps=1
+        self,
+        gate,
+        pool,
+        designs,
+        y_encoded,
+        sample_weight,
+        resp,
+        *,
+        gate_steps=1,
+        level_log_probas=None,
     ):
-        pool.m_step(designs, y_encoded, sample_weight[:, None] * resp)
-        gate.m_step(
-            designs, resp, sample_weight, alpha=self.gate_alpha, n_steps=gate_steps
+        """Refit the experts and improve the gates given responsibilities.
+
+        Returns the updated model's experts' log-likelihoods and gate
+        log-probabilities per level on the training rows: both were
+        computed on the way (the variance update, the gates' line search),
+        and they are all the next E-step needs.
+        """
+        weights = sample_weight[:, None] * resp
+        # Linear experts on the gate's design get their Gram matrices from
+        # the gate's pass over X (one pass per iteration, DESIGN.md §6).
+        shared = pool.gram_design(designs) is self._gate_design(gate, designs)
+        level_log_probas, grams = gate.m_step(
+            designs,
+            resp,
+            sample_weight,
+            alpha=self.gate_alpha,
+            n_steps=gate_steps,
+            level_log_probas=level_log_probas,
+            shared_gram_weights=[weights] if shared else [],
         )
+        if shared:
+            log_expert = pool.m_step(designs, y_encoded, weights, gram=grams[0])
+        else:
+            log_expert = pool.m_step(designs, y_encoded, weights)
+        return log_expert, level_log_probas
 
     def _log_joint(self, gate, pool, X, y_encoded):
         """Return log gate probabilities and experts' log-likelihoods."""
         return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
 
-    def _e_step(self, gate, pool, designs, y_encoded, sample_weight):
+    def _e_step(self, gate, pool, level_log_probas, log_expert, sample_weight):
         """Return (objective, mean bound, responsibilities).
 
         The bound is what EM maximises: ``log sum_{k in S_i} g_k p_k`` over
@@ -392,8 +425,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         E-step, so each E-step and M-step raises it (for soft routing it is
         the log-likelihood itself). The objective adds the log-priors.
         """
-        log_gate, log_expert = self._log_joint(gate, pool, designs.source, y_encoded)
-        log_joint = log_gate + log_expert
+        log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
         if self.routing == "soft":
             # The gate is already normalised: one logsumexp gives both the
             # likelihood and the posterior.
@@ -418,17 +450,37 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``init`` numbers the initialisation in verbose output; None marks a
         short run that chooses between starts (printed at ``verbose > 1``).
         """
-        objective, log_lik, resp = self._e_step(
-            gate, pool, designs, y_encoded, sample_weight
+        level_log_probas = gate.level_log_probas(
+            designs.source, design=self._gate_design(gate, designs)
         )
+        log_expert = pool.log_likelihood(designs.source, y_encoded)
+        objective, log_lik, resp = self._e_step(
+            gate, pool, level_log_probas, log_expert, sample_weight
+        )
+        if self._prune_starving(gate, resp, sample_weight):
+            objective, log_lik, resp = self._e_step(
+                gate, pool, level_log_probas, log_expert, sample_weight
+            )
         objectives, log_liks = [objective], [log_lik]
         converged, n_iter = False, 0
         for n_iter in range(1, max_iter + 1):
             previous = objective
-            self._m_step(gate, pool, designs, y_encoded, sample_weight, resp)
-            objective, log_lik, resp = self._e_step(
-                gate, pool, designs, y_encoded, sample_weight
+            log_expert, level_log_probas = self._m_step(
+                gate,
+                pool,
+                designs,
+                y_encoded,
+                sample_weight,
+                resp,
+                level_log_probas=level_log_probas,
             )
+            objective, log_lik, resp = self._e_step(
+                gate, pool, level_log_probas, log_expert, sample_weight
+            )
+            if self._prune_starving(gate, resp, sample_weight):
+                objective, log_lik, resp = self._e_step(
+                    gate, pool, level_log_probas, log_expert, sample_weight
+                )
             objectives.append(objective)
             log_liks.append(log_lik)
             change = objective - previous
@@ -441,7 +493,40 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if abs(change) < self.tol:
                 converged = True
                 break
-        return objectives, log_liks, converged, n_iter
+        return objectives, log_liks, converged, n_iter, resp
+
+    def _prune_starving(self, gate, resp, sample_weight):
+        """Prune the experts whose responsibility mass starved; return if any.
+
+        An expert with less than ``_MIN_EFFECTIVE_SAMPLES`` rows' worth of
+        responsibility is fitted to almost nothing: EM would keep refitting
+        it to a handful of points (or to none, under hard routing). Its leaf
+        is pruned: its gate probability becomes zero and the other leaves
+        are renormalised, so it no longer takes part in the E-step or in
+        predictions; its parameters stay as they were. The objective of the
+        iteration that prunes can drop by at most the pruned expert's share
+        (less than one row's likelihood); EM climbs again from there.
+        """
+        mass = (sample_weight @ resp) / np.mean(sample_weight)
+        starving = (mass < _MIN_EFFECTIVE_SAMPLES) & ~gate.pruned
+        if not np.any(starving):
+            return False
+        gate.pruned = gate.pruned | starving
+        warnings.warn(
+            f"Expert(s) {np.flatnonzero(starving).tolist()} received less than "
+            f"{_MIN_EFFECTIVE_SAMPLES:g} sample's worth of responsibility and "
+            "were pruned (their gate probability is now zero); "
+            f"{int(gate.pruned.sum())} of {gate.n_leaves} experts are pruned. "
+            "Fewer experts, another init_params or more n_init may fit better.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return True
+
+    @staticmethod
+    def _gate_design(gate, designs):
+        """Return the fit's design of the gate's columns, with an intercept."""
+        return designs.get(columns=gate.feature_indices, intercept=True)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
@@ -498,7 +583,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 gate, pool = self._initialize(
                     designs, y_encoded, sample_weight, hierarchy, gate_idx, rs
                 )
-            objectives, log_liks, converged, n_iter = self._fit_once(
+            objectives, log_liks, converged, n_iter, _ = self._fit_once(
                 gate,
                 pool,
                 designs,
@@ -526,6 +611,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.hierarchy_ = hierarchy
         self.n_experts_ = n_leaves
         self.n_iter_ = n_iter
+        self.n_pruned_experts_ = int(gate.pruned.sum())
         self.converged_ = converged
         self.objective_history_ = np.asarray(objectives)
         self.log_likelihood_history_ = np.asarray(log_liks)

@@ -165,14 +165,26 @@ class LinearGaussianExperts:
         """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
         return gaussian_log_likelihood(y, self.predict(X), self.variance_)
 
-    def m_step(self, designs, y, weights):
-        """Refit every expert by weighted least squares, then its variance."""
+    def gram_design(self, designs):
+        """Return the design whose weighted Gram matrices the M-step needs."""
+        return designs.get(intercept=self.fit_intercept)
+
+    def m_step(self, designs, y, weights, *, gram=None):
+        """Refit every expert by weighted least squares, then its variance.
+
+        ``gram``, when given, holds the Gram matrices of ``weights`` on
+        :meth:`gram_design`, computed in a pass over X shared with the gate.
+        Returns the refitted experts' log-likelihood on the training rows
+        (what the next E-step needs), from the predictions the variance
+        update already made.
+        """
         X = designs.source
         xp = get_namespace(X)
-        design = designs.get(intercept=self.fit_intercept)
+        design = self.gram_design(designs)
         Xa = design.X
         n_features = X.shape[1]
-        gram = design.gram(weights)
+        if gram is None:
+            gram = design.gram(weights)
         moment = (Xa.T @ (weights * y[:, None])).T
         penalty = xp.full((Xa.shape[1],), self.alpha, dtype=X.dtype)
         if self.fit_intercept:
@@ -184,18 +196,20 @@ class LinearGaussianExperts:
         if self.coef_ is None:
             self.coef_ = xp.zeros((self.n_experts, n_features), dtype=X.dtype)
             self.intercept_ = xp.zeros((self.n_experts,), dtype=X.dtype)
+            self.variance_ = self.variance_.astype(X.dtype)
         self.coef_[refit] = solution[refit, :n_features]
         if self.fit_intercept:
             self.intercept_[refit] = solution[refit, n_features]
+        means = self.predict(X)
         variance = noise_variance_map(
             y,
-            self.predict(X),
+            means,
             weights,
             reg_variance=self.reg_variance,
             prior_variance=self.prior_variance,
         )
         self.variance_[refit] = variance[refit]
-        return self
+        return gaussian_log_likelihood(y, means, self.variance_)
 
     def log_prior(self):
         """Return the log-prior of the noise variances."""
@@ -271,6 +285,10 @@ class LogisticExperts:
             self.alpha = (2.0 if n_classes == 2 else 1.0) / template.C
         self.coef_ = None
 
+    def gram_design(self, designs):
+        """Return None: each Newton step needs Gram matrices of its own."""
+        return None
+
     def predict_proba(self, X):
         """Return P_k(c | x), shape (n_samples, n_experts, n_classes)."""
         xp = get_namespace(X)
@@ -283,7 +301,10 @@ class LogisticExperts:
         return xp.log(proba[xp.arange(X.shape[0]), :, y_index])
 
     def m_step(self, designs, y_index, weights):
-        """Refit every expert to convergence with its weights."""
+        """Refit every expert to convergence with its weights.
+
+        Returns the refitted experts' log-likelihood on the training rows.
+        """
         X = designs.source
         xp = get_namespace(X)
         design = designs.get(intercept=True)
@@ -297,14 +318,20 @@ class LogisticExperts:
         refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
         coef = self.coef_[refit]
         scale = 1.0 + float(xp.sum(weights))
+        log_proba = None
         for _ in range(_LOGISTIC_MAX_NEWTON):
-            coef, gain = softmax_newton_step(
-                design, coef, targets, weights[:, refit], alpha=self.alpha
+            coef, gain, log_proba = softmax_newton_step(
+                design,
+                coef,
+                targets,
+                weights[:, refit],
+                alpha=self.alpha,
+                log_proba=log_proba,
             )
             if float(xp.max(gain, initial=0.0)) <= _LOGISTIC_GAIN_TOL * scale:
                 break
         self.coef_[refit] = coef
-        return self
+        return self.log_likelihood(X, y_index)
 
     def log_prior(self):
         """Return the log of the coefficients' Gaussian prior (the L2 penalty)."""
@@ -365,6 +392,10 @@ class _GenericExperts:
     def _keep_all_rows(self, y, weight):
         return False
 
+    def gram_design(self, designs):
+        """Return None: scikit-learn experts fit from the data themselves."""
+        return None
+
     def _fit_experts(self, X, y, weights):
         weights = np.asarray(weights)
         refit = [
@@ -418,18 +449,23 @@ class GenericRegressionExperts(_GenericExperts):
         return gaussian_log_likelihood(y, self.predict(X), self.variance_)
 
     def m_step(self, designs, y, weights):
-        """Refit every expert with its weights, then its noise variance."""
+        """Refit every expert with its weights, then its noise variance.
+
+        Returns the refitted experts' log-likelihood on the training rows.
+        """
         X = designs.source
         refit = self._fit_experts(X, y, weights)
+        self.variance_ = self.variance_.astype(X.dtype, copy=False)
+        means = self.predict(X)
         variance = noise_variance_map(
             y,
-            self.predict(X),
+            means,
             weights,
             reg_variance=self.reg_variance,
             prior_variance=self.prior_variance,
         )
         self.variance_[refit] = variance[refit]
-        return self
+        return gaussian_log_likelihood(y, means, self.variance_)
 
     def log_prior(self):
         """Return the log-prior of the noise variances."""
@@ -478,9 +514,10 @@ class GenericClassificationExperts(_GenericExperts):
 
         The EM loop works with class indices; the experts are fitted on the
         labels themselves so that ``experts_`` predict the user's classes.
+        Returns the refitted experts' log-likelihood on the training rows.
         """
         self._fit_experts(designs.source, self.classes[y_index], weights)
-        return self
+        return self.log_likelihood(designs.source, y_index)
 
     def log_prior(self):
         """Return 0: generic classifiers carry no prior of ours."""

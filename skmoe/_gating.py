@@ -21,8 +21,13 @@ import math
 
 import numpy as np
 
-from skmoe._backend import add_intercept, get_namespace, reduce_sum
-from skmoe._softmax import softmax_log_proba, softmax_newton_step
+from skmoe._backend import add_intercept, get_namespace, logsumexp, reduce_sum
+from skmoe._softmax import (
+    softmax_curvature_weights,
+    softmax_log_proba,
+    softmax_newton_step,
+    uses_full_hessian,
+)
 
 __all__ = ["GateTree", "node_posteriors", "tree_log_reach"]
 
@@ -112,6 +117,9 @@ class GateTree:
         Number of nodes, leaves included.
     n_leaves : int
         Number of leaves (experts).
+    pruned : ndarray of shape (n_leaves,)
+        Leaves pruned during the fit (experts that starved): their gate
+        probability is zero and the other leaves' are renormalised.
     parent : ndarray of shape (n_nodes,)
         Parent of every node, ``-1`` for the root.
     depth : ndarray of shape (n_nodes,)
@@ -125,6 +133,7 @@ class GateTree:
             np.zeros((n_nodes, n_features + 1, b))
             for n_nodes, b in zip(self.level_sizes[:-1], self.hierarchy, strict=True)
         ]
+        self.pruned = np.zeros(self.n_leaves, dtype=bool)
 
     # Structure -------------------------------------------------------------
 
@@ -237,20 +246,24 @@ class GateTree:
     def _design(self, X):
         return add_intercept(X[:, self.feature_indices])
 
-    def level_log_probas(self, X):
+    def level_log_probas(self, X, *, design=None):
         """Return every level's conditional log-probabilities of children.
 
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_input_features)
             Input of the estimator; the gate reads ``feature_indices``.
+        design : Design, default=None
+            The gate's design for ``X`` (its columns with an intercept), when
+            the caller holds one (the EM loop's :class:`DesignCache`): it
+            saves building it again.
 
         Returns
         -------
         log_probas : list of ndarray of shape (n_samples, n_nodes_l, b_l)
             One per level of gates.
         """
-        Xa = self._design(X)
+        Xa = self._design(X) if design is None else design.X
         return [softmax_log_proba(Xa, coef) for coef in self.coef]
 
     def log_reach(self, X):
@@ -264,10 +277,18 @@ class GateTree:
         Returns
         -------
         log_reach : ndarray of shape (n_samples, n_nodes)
-            Columns in node id order.
+            Columns in node id order. With pruned leaves, a node's reach is
+            the renormalised probability of the leaves below it.
         """
         xp = get_namespace(X)
-        return xp.concat(tree_log_reach(self.level_log_probas(X)), axis=1)
+        level_log_probas = self.level_log_probas(X)
+        if not np.any(self.pruned):
+            return xp.concat(tree_log_reach(level_log_probas), axis=1)
+        leaf_proba = xp.exp(self.leaf_log_proba(level_log_probas))
+        with np.errstate(divide="ignore"):
+            return xp.log(
+                xp.concat(node_posteriors(leaf_proba, self.hierarchy), axis=1)
+            )
 
     def log_proba(self, X):
         """Return the leaves' log gate probabilities.
@@ -282,10 +303,40 @@ class GateTree:
         log_proba : ndarray of shape (n_samples, n_leaves)
             Columns in expert (leaf) order.
         """
-        return tree_log_reach(self.level_log_probas(X))[-1]
+        return self.leaf_log_proba(self.level_log_probas(X))
+
+    def leaf_log_proba(self, level_log_probas):
+        """Return the leaves' log gate probabilities from every level's.
+
+        Pruned leaves get ``-inf`` and the others are renormalised.
+
+        Parameters
+        ----------
+        level_log_probas : list of ndarray
+            Output of :meth:`level_log_probas`.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_leaves)
+            Columns in expert (leaf) order; rows sum to one in probability.
+        """
+        log_proba = tree_log_reach(level_log_probas)[-1]
+        if not np.any(self.pruned):
+            return log_proba
+        log_proba = np.where(self.pruned[None, :], -np.inf, log_proba)
+        return log_proba - logsumexp(log_proba, axis=1, keepdims=True)
 
     def m_step(
-        self, designs, leaf_posterior, sample_weight, *, alpha, solver="auto", n_steps=1
+        self,
+        designs,
+        leaf_posterior,
+        sample_weight,
+        *,
+        alpha,
+        solver="auto",
+        n_steps=1,
+        level_log_probas=None,
+        shared_gram_weights=(),
     ):
         """Improve every gate given the leaves' posterior responsibilities.
 
@@ -308,32 +359,70 @@ class GateTree:
         n_steps : int, default=1
             Newton steps per gate; one improving step is enough for
             generalised EM, more fit a fresh gate to a starting partition.
+        level_log_probas : list of arrays, default=None
+            :meth:`level_log_probas` at the current coefficients, when the
+            caller has them (the E-step computed them).
+        shared_gram_weights : sequence of arrays of shape (n_samples, m), \
+                default=()
+            Row weights of other Gram matrices on the gate's design (the
+            linear experts' when they see the same columns): they are
+            computed in the same pass over X as the gates' first Hessians.
 
         Returns
         -------
-        self : GateTree
-            The tree, its coefficients updated.
+        level_log_probas : list of arrays of shape (n_samples, n_nodes_l, b_l)
+            :meth:`level_log_probas` at the updated coefficients, which the
+            line search of each step computed: the next E-step's gate.
+        shared_grams : list of arrays of shape (m, p, p)
+            The Gram matrices of ``shared_gram_weights``, in order.
         """
         xp = get_namespace(leaf_posterior)
         design = designs.get(columns=self.feature_indices, intercept=True)
         n_samples = leaf_posterior.shape[0]
         posteriors = node_posteriors(leaf_posterior, self.hierarchy)
+        if level_log_probas is None:
+            level_log_probas = [softmax_log_proba(design.X, coef) for coef in self.coef]
+        problems = []
         for level, b in enumerate(self.hierarchy):
             reach = posteriors[level]
             children = xp.reshape(posteriors[level + 1], (n_samples, -1, b))
             safe = xp.where(reach > 0, reach, 1.0)
-            targets = children / safe[:, :, None]
-            weights = sample_weight[:, None] * reach
+            problems.append(
+                (children / safe[:, :, None], sample_weight[:, None] * reach)
+            )
+
+        # One pass over X for the first Newton step of every level and for
+        # the shared Gram matrices.
+        p = design.X.shape[1]
+        curvature_weights = [
+            softmax_curvature_weights(
+                xp.exp(log_proba), weights, full=uses_full_hessian(solver, b, p)
+            )
+            for log_proba, (_, weights), b in zip(
+                level_log_probas, problems, self.hierarchy, strict=True
+            )
+        ]
+        grams = design.grams([*shared_gram_weights, *curvature_weights])
+        shared_grams = grams[: len(shared_gram_weights)]
+        level_grams = grams[len(shared_gram_weights) :]
+
+        updated = []
+        for level, (targets, weights) in enumerate(problems):
+            log_proba, gram = level_log_probas[level], level_grams[level]
             for _ in range(n_steps):
-                self.coef[level], _ = softmax_newton_step(
+                self.coef[level], _, log_proba = softmax_newton_step(
                     design,
                     self.coef[level],
                     targets,
                     weights,
                     alpha=alpha,
                     solver=solver,
+                    log_proba=log_proba,
+                    gram=gram,
                 )
-        return self
+                gram = None
+            updated.append(log_proba)
+        return updated, shared_grams
 
     # Display ---------------------------------------------------------------
 

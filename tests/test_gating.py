@@ -76,6 +76,7 @@ def test_softmax_newton_step_is_monotone_and_converges(solver, gradient_tol):
     targets = rng.dirichlet(np.ones(4), size=(300, 2))  # two problems
     weights = rng.uniform(0.0, 2.0, size=(300, 2))
     coef = np.zeros((2, 4, 4))
+    log_proba = None
     objectives = []
     for _ in range(30):
         objectives.append(
@@ -83,9 +84,22 @@ def test_softmax_newton_step_is_monotone_and_converges(solver, gradient_tol):
                 softmax_log_proba(Xa, coef), targets, weights, coef, alpha=0.1
             )
         )
-        coef, _ = softmax_newton_step(
-            Design(X, intercept=True), coef, targets, weights, alpha=0.1, solver=solver
+        coef, gain, log_proba = softmax_newton_step(
+            Design(X, intercept=True),
+            coef,
+            targets,
+            weights,
+            alpha=0.1,
+            solver=solver,
+            log_proba=log_proba,
         )
+        # The step hands back the probabilities of the coefficients it
+        # returns (the next E-step uses them), and its gain.
+        np.testing.assert_allclose(
+            log_proba, softmax_log_proba(Xa, coef), rtol=1e-12, atol=1e-12
+        )
+        new_objective = softmax_objective(log_proba, targets, weights, coef, 0.1)
+        np.testing.assert_allclose(gain, new_objective - objectives[-1], atol=1e-9)
     objectives = np.array(objectives)
     assert np.all(np.diff(objectives, axis=0) >= -1e-12)
     # At the optimum the penalised gradient vanishes.
