@@ -37,6 +37,10 @@ __all__ = ["BaseMixtureOfExperts"]
 _INIT_SMOOTHING = 1e-2
 # Newton steps that fit a fresh gate to the starting partition.
 _INIT_GATE_NEWTON_STEPS = 8
+# Above this many rows, the fresh gate is fitted to the start on a random
+# subset of this size (its penalty scaled to match): a start needs no more,
+# and eight Newton steps on all rows cost as much as six EM iterations.
+_INIT_GATE_MAX_ROWS = 50_000
 # A tree tries this many placements of its experts, each with a short EM
 # run; the fit continues from the best ("restarts over pairings", DESIGN §2).
 _PLACEMENT_CANDIDATES = 4
@@ -308,15 +312,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             designs, y_encoded, sample_weight, hierarchy, gate_idx, rs
         )
         # A fresh gate is fitted to the start, not just nudged towards it.
-        self._m_step(
-            gate,
-            pool,
-            designs,
-            y_encoded,
-            sample_weight,
-            resp,
-            gate_steps=_INIT_GATE_NEWTON_STEPS,
+        n_samples = designs.source.shape[0]
+        if n_samples <= _INIT_GATE_MAX_ROWS:
+            self._m_step(
+                gate,
+                pool,
+                designs,
+                y_encoded,
+                sample_weight,
+                resp,
+                gate_steps=_INIT_GATE_NEWTON_STEPS,
+            )
+            return gate, pool
+        rows = np.sort(rs.choice(n_samples, _INIT_GATE_MAX_ROWS, replace=False))
+        gate.m_step(
+            DesignCache(designs.source[rows]),
+            resp[rows],
+            sample_weight[rows],
+            alpha=self.gate_alpha * _INIT_GATE_MAX_ROWS / n_samples,
+            n_steps=_INIT_GATE_NEWTON_STEPS,
         )
+        pool.m_step(designs, y_encoded, sample_weight[:, None] * resp)
         return gate, pool
 
     def _initialize(self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs):
