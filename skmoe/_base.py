@@ -224,7 +224,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     "pass a DataFrame or give column indices."
                 )
             known = set(names)
-            missing = [f for f in features if f not in known]
+            missing = [str(f) for f in features if f not in known]
             if missing:
                 raise ValueError(
                     f"gate_features {missing} are not feature names seen in fit."
@@ -260,6 +260,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             raise ValueError("sample_weight must be finite.")
         if sample_weight.sum() <= 0:
             raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        # EM squares the inputs (standardisation, Gram matrices, residuals):
+        # values whose squares summed over the rows overflow would leave a
+        # silently useless fit, so they are rejected, as NaN would be.
+        limit = np.sqrt(np.finfo(X.dtype).max / max(X.shape[0], 1))
+        if X.size and np.max(np.abs(X)) > limit:
+            raise ValueError(
+                "Input X contains a value too large for the squares EM "
+                f"computes (|x| > {limit:.3g}); rescale X, e.g. with "
+                "StandardScaler."
+            )
+        if not self._is_classifier() and y.size and np.max(np.abs(y)) > limit:
+            raise ValueError(
+                "Input y contains a value too large for the squares EM "
+                f"computes (|y| > {limit:.3g}); rescale y."
+            )
         return X, y, sample_weight
 
     def _is_classifier(self):
@@ -452,7 +467,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # At any kept entry, log_joint - log_resp is the log-sum over
             # the kept support.
             kept = np.argmax(log_resp, axis=1)[:, None]
-            log_bound = np.take_along_axis(log_joint - log_resp, kept, axis=1)[:, 0]
+            log_bound = (
+                np.take_along_axis(log_joint, kept, axis=1)[:, 0]
+                - np.take_along_axis(log_resp, kept, axis=1)[:, 0]
+            )
         total = sample_weight.sum()
         mean_bound = float(sample_weight @ log_bound) / total
         log_prior = pool.log_prior() + gate.log_prior(self.gate_alpha)

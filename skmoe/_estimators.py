@@ -22,8 +22,12 @@ from skmoe._experts import (
 __all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor"]
 
 # The variance prior is centred on the target's variance; a constant target
-# has none, and this relative floor keeps the noise variance positive.
+# has none, and a floor keeps the noise variance positive: this absolute
+# value, or the rounding error of a target far from zero (a few ulps of its
+# mean) when larger. A floor relative to mean**2 itself would swamp a target
+# such as 1e8 + O(1), whose rounding error is 1e-8 (tests/RELIABILITY.md).
 _MIN_PRIOR_VARIANCE = 1e-12
+_ROUNDING_ULPS = 16
 
 _SHARED_PARAMETERS = """
     n_experts : int, default=None
@@ -107,6 +111,15 @@ _SHARED_ATTRIBUTES = """
         Number of EM iterations of the kept initialisation. A tree's start
         (a fitted flat mixture and short runs that place its experts at the
         leaves) is not counted.
+
+    n_pruned_experts_ : int
+        Number of experts pruned because they starved: an expert whose
+        responsibility mass fell below one sample's worth is pruned with a
+        ``UserWarning``. Its gate probability is zero from then on (the
+        others are renormalised) and it takes no part in predictions; it
+        stays in ``experts_`` with its last parameters, and ``gate_.pruned``
+        marks it. The objective may drop by at most the pruned expert's
+        share at the iteration that prunes it.
 
     converged_ : bool
         Whether the kept initialisation converged.
@@ -260,7 +273,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _make_expert_pool(self, estimators, y, sample_weight):
         mean = np.average(y, weights=sample_weight)
         variance = float(np.average((y - mean) ** 2, weights=sample_weight))
-        prior_variance = max(variance, _MIN_PRIOR_VARIANCE * max(1.0, mean**2))
+        rounding = _ROUNDING_ULPS * np.finfo(y.dtype).eps * abs(mean)
+        prior_variance = max(variance, _MIN_PRIOR_VARIANCE, rounding**2)
         template = estimators[0]
         if not isinstance(self.estimator, list) and supports_vectorized_linear(
             template
@@ -307,10 +321,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         mean = reduce_sum(weights * means, axis=1)
         if not return_std:
             return mean
-        second_moment = reduce_sum(
-            weights * (self._expert_pool.variance_[None, :] + means**2), axis=1
+        # Deviations from the mixture mean, not raw second moments: E[f^2] -
+        # mean^2 cancels catastrophically when the target is far from zero.
+        variance = reduce_sum(
+            weights
+            * (self._expert_pool.variance_[None, :] + (means - mean[:, None]) ** 2),
+            axis=1,
         )
-        return mean, np.sqrt(np.maximum(second_moment - mean**2, 0.0))
+        return mean, np.sqrt(variance)
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):

@@ -224,3 +224,48 @@ def test_vectorized_logistic_experts_equal_generic(n_classes):
     np.testing.assert_allclose(
         fast.predict_proba(X), generic.predict_proba(X), rtol=1e-8
     )
+
+
+# ---------------------------------------------------------------------------
+# Degenerate fits: an expert that starves is pruned
+# ---------------------------------------------------------------------------
+
+
+def test_starving_expert_is_pruned_with_a_warning(moe_regression):
+    """An expert the gate has shut out is pruned, counted, and never NaN."""
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
+    assert moe.n_pruned_experts_ == 0
+    # Shut expert 2 out: its gate intercept far below the others'.
+    moe.gate_.coef[0][0, -1, 2] -= 1e3
+    moe.set_params(warm_start=True, max_iter=5, tol=0.0)
+    with pytest.warns(UserWarning, match=r"Expert\(s\) \[2\].*pruned"):
+        with pytest.warns(ConvergenceWarning):
+            moe.fit(X, y)
+    assert moe.n_pruned_experts_ == 1
+    assert moe.gate_.pruned.tolist() == [False, False, True]
+    gate = moe.predict_gate(X)
+    np.testing.assert_array_equal(gate[:, 2], 0.0)
+    np.testing.assert_allclose(gate.sum(axis=1), 1.0)
+    np.testing.assert_allclose(
+        moe.decision_path(X)[:, moe.gate_.leaves], gate, atol=1e-12
+    )
+    mean, std = moe.predict(X, return_std=True)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+    assert np.all(np.isfinite(moe.log_likelihood(X, y)))
+    # After the pruning iteration EM climbs again.
+    assert_never_decreases(moe.objective_history_[1:])
+
+
+@pytest.mark.parametrize("routing", ["hard", "topk"])
+def test_pruned_expert_under_truncated_routing_stays_finite(moe_regression, routing):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, routing=routing, random_state=0)
+    moe.fit(X, y)
+    moe.gate_.coef[0][0, -1, 0] -= 1e3
+    moe.set_params(warm_start=True, max_iter=3, tol=0.0)
+    with pytest.warns(UserWarning, match="pruned"), pytest.warns(ConvergenceWarning):
+        moe.fit(X, y)
+    assert moe.n_pruned_experts_ == 1
+    assert np.all(np.isfinite(moe.predict(X)))
+    assert np.all(np.isfinite(moe.objective_history_))
