@@ -130,3 +130,9 @@ def markdown_table(headers, rows):
 def parse_sizes(text):
     """Parse ``"1e3,1e4"`` into ``[1000, 10000]``."""
     return [int(float(item)) for item in text.split(",") if item.strip()]
+
+
+def format_size(n):
+    """Format a sample count as ``1e5`` when it is a power of ten, else as is."""
+    text = f"{n:.0e}".replace("e+0", "e").replace("e+", "e")
+    return text if int(float(text)) == n else str(n)
