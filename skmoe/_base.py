@@ -19,12 +19,31 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
+    check_consistent_length,
     check_is_fitted,
+    column_or_1d,
     has_fit_parameter,
     validate_data,
 )
 
-from skmoe._backend import DesignCache, add_intercept, logsumexp
+from skmoe._backend import (
+    DesignCache,
+    add_intercept,
+    as_input_kind,
+    asarray_like,
+    at_least_dtype,
+    get_namespace,
+    is_tensor,
+    logsumexp,
+    move_to,
+    numpy_dtype,
+    resolve_device,
+    take,
+    tensor_to_numpy,
+    to_device,
+    to_numpy,
+)
 from skmoe._gating import GateTree
 from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, route_log_weights
@@ -75,6 +94,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "backend": [StrOptions({"numpy", "torch"})],
+        # A torch.device cannot be named here without importing torch:
+        # resolve_device checks the value when the fit needs it.
+        "device": "no_validation",
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
@@ -96,6 +119,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_init=1,
         max_iter=100,
         tol=1e-4,
+        backend="numpy",
+        device=None,
         n_jobs=None,
         random_state=None,
         warm_start=False,
@@ -112,6 +137,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.backend = backend
+        self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.warm_start = warm_start
@@ -245,16 +272,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # Fitting -----------------------------------------------------------------
 
     def _validate_fit_data(self, X, y, sample_weight, *, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            dtype=[np.float64, np.float32],
-            y_numeric=not self._is_classifier(),
-        )
+        y, sample_weight = tensor_to_numpy(y), tensor_to_numpy(sample_weight)
+        if is_tensor(X) and self.backend == "torch":
+            X, y = self._validate_tensor(X, reset=reset), self._validate_target(y, X)
+        else:
+            X, y = validate_data(
+                self,
+                tensor_to_numpy(X),
+                y,
+                reset=reset,
+                dtype=[np.float64, np.float32],
+                y_numeric=not self._is_classifier(),
+            )
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            sample_weight, X, dtype=numpy_dtype(X.dtype), ensure_non_negative=True
         )
         if not np.all(np.isfinite(sample_weight)):
             raise ValueError("sample_weight must be finite.")
@@ -263,8 +294,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # EM squares the inputs (standardisation, Gram matrices, residuals):
         # values whose squares summed over the rows overflow would leave a
         # silently useless fit, so they are rejected, as NaN would be.
-        limit = np.sqrt(np.finfo(X.dtype).max / max(X.shape[0], 1))
-        if X.size and np.max(np.abs(X)) > limit:
+        limit = np.sqrt(np.finfo(numpy_dtype(X.dtype)).max / max(X.shape[0], 1))
+        xp = get_namespace(X)
+        if math.prod(X.shape) and float(xp.max(xp.abs(X))) > limit:
             raise ValueError(
                 "Input X contains a value too large for the squares EM "
                 f"computes (|x| > {limit:.3g}); rescale X, e.g. with "
@@ -276,6 +308,59 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"computes (|y| > {limit:.3g}); rescale y."
             )
         return X, y, sample_weight
+
+    def _validate_tensor(self, X, *, reset):
+        """Validate a tensor on its own device, without a copy to NumPy.
+
+        The checks of ``validate_data`` for arrays: 2-d, not empty, finite;
+        float32 and float64 are kept, any other dtype becomes float64.
+        ``validate_data`` itself only keeps the record of the features
+        (``n_features_in_``; a tensor has no feature names).
+        """
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected a 2D tensor, got a tensor of shape {tuple(X.shape)}."
+            )
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(
+                f"Found a tensor of shape {tuple(X.shape)}, while at least one "
+                "sample and one feature are required."
+            )
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        xp = get_namespace(X)
+        if X.dtype not in (xp.float32, xp.float64):
+            X = xp.astype(X, xp.float64)
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError("Input X contains NaN or infinity.")
+        return X
+
+    def _validate_target(self, y, X):
+        """Validate ``y`` (NumPy) for a tensor ``X``, as ``validate_data`` does."""
+        y = check_array(
+            column_or_1d(y, warn=True),
+            ensure_2d=False,
+            dtype=None if self._is_classifier() else "numeric",
+            input_name="y",
+        )
+        check_consistent_length(X, y)
+        return y
+
+    def _fit_device(self, X, y_encoded, sample_weight, device):
+        """Return the fit's arrays on ``device`` (None: NumPy, unchanged)."""
+        if device is None:
+            return X, y_encoded, sample_weight
+        X = move_to(X, device)
+        return X, self._target_like(y_encoded, X), asarray_like(sample_weight, X)
+
+    @staticmethod
+    def _target_like(y_encoded, X):
+        """Return the encoded target on X's device.
+
+        A float target takes X's dtype too: torch does not promote in matrix
+        products. Class indices stay integers.
+        """
+        move = asarray_like if y_encoded.dtype.kind == "f" else to_device
+        return move(y_encoded, X)
 
     def _is_classifier(self):
         return False
@@ -315,9 +400,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _new_model(self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs):
         """Return an unfitted gate tree and expert pool."""
         gate = GateTree(hierarchy, len(gate_idx), gate_idx)
-        gate.coef = [c.astype(designs.source.dtype) for c in gate.coef]
+        gate.map_arrays(lambda coef: asarray_like(coef, designs.source))
         pool = self._make_expert_pool(
-            self._expert_templates(gate.n_leaves, rs), y_encoded, sample_weight
+            self._expert_templates(gate.n_leaves, rs),
+            to_numpy(y_encoded),
+            to_numpy(sample_weight),
         )
         return gate, pool
 
@@ -341,9 +428,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return gate, pool
         rows = np.sort(rs.choice(n_samples, _INIT_GATE_MAX_ROWS, replace=False))
         gate.m_step(
-            DesignCache(designs.source[rows]),
-            resp[rows],
-            sample_weight[rows],
+            DesignCache(take(designs.source, rows, axis=0)),
+            take(resp, rows, axis=0),
+            take(sample_weight, rows, axis=0),
             alpha=self.gate_alpha * _INIT_GATE_MAX_ROWS / n_samples,
             n_steps=_INIT_GATE_NEWTON_STEPS,
         )
@@ -361,12 +448,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         keeps the placement it starts from, so it is chosen with care
         (DESIGN.md §2, "restarts over pairings").
         """
-        X = designs.source
+        # The start is computed on the CPU with NumPy (k-means), whatever
+        # the backend, and its result moved to the fit's device.
+        X, host_weight = designs.host(), to_numpy(sample_weight)
         n_leaves = math.prod(hierarchy)
         flat = (n_leaves,)
         resp = self._initial_responsibilities(
-            X, y_encoded, sample_weight, flat, gate_idx, rs
+            X, to_numpy(y_encoded), host_weight, flat, gate_idx, rs
         )
+        resp = asarray_like(resp, designs.source)
         gate, pool = self._start(
             designs, y_encoded, sample_weight, flat, gate_idx, rs, resp
         )
@@ -375,20 +465,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp = self._fit_once(
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
         )[-1]
-        Xa = add_intercept(standardize(X[:, gate_idx], sample_weight))
+        # The placements are scored on the fit's device (a softmax fit per
+        # candidate partition, on every row); the standardisation is NumPy's.
+        Xa = to_device(
+            add_intercept(standardize(X[:, gate_idx], host_weight)), designs.source
+        )
         placements = group_clusters(
-            np.argmax(resp, axis=1),
+            to_numpy(get_namespace(resp).argmax(resp, axis=1)),
             Xa,
             hierarchy,
-            sample_weight,
+            to_device(host_weight, designs.source),
             rs,
             alpha=self.gate_alpha,
             n_candidates=_PLACEMENT_CANDIDATES,
         )
         best = None
         for expert_to_leaf in placements:
-            leaf_resp = np.empty_like(resp)
-            leaf_resp[:, expert_to_leaf] = resp
+            leaf_resp = take(resp, np.argsort(expert_to_leaf), axis=1)
             gate, pool = self._start(
                 designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, leaf_resp
             )
@@ -466,15 +559,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             log_resp = self._route(log_joint)
             # At any kept entry, log_joint - log_resp is the log-sum over
             # the kept support.
-            kept = np.argmax(log_resp, axis=1)[:, None]
+            xp = get_namespace(log_resp)
+            kept = xp.argmax(log_resp, axis=1)[:, None]
             log_bound = (
-                np.take_along_axis(log_joint, kept, axis=1)[:, 0]
-                - np.take_along_axis(log_resp, kept, axis=1)[:, 0]
+                xp.take_along_axis(log_joint, kept, axis=1)[:, 0]
+                - xp.take_along_axis(log_resp, kept, axis=1)[:, 0]
             )
-        total = sample_weight.sum()
+        xp = get_namespace(log_resp)
+        # A NumPy scalar of the weights' precision, whatever the backend (as
+        # NumPy's own sum gives it): the histories are NumPy floats.
+        total = numpy_dtype(sample_weight.dtype).type(float(xp.sum(sample_weight)))
         mean_bound = float(sample_weight @ log_bound) / total
         log_prior = pool.log_prior() + gate.log_prior(self.gate_alpha)
-        return mean_bound + log_prior / total, mean_bound, np.exp(log_resp)
+        return mean_bound + log_prior / total, mean_bound, xp.exp(log_resp)
 
     def _fit_once(
         self, gate, pool, designs, y_encoded, sample_weight, *, max_iter, init=None
@@ -541,7 +638,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         iteration that prunes can drop by at most the pruned expert's share
         (less than one row's likelihood); EM climbs again from there.
         """
-        mass = (sample_weight @ resp) / np.mean(sample_weight)
+        xp = get_namespace(resp)
+        mass = to_numpy((sample_weight @ resp) / xp.mean(sample_weight))
         starving = (mass < _MIN_EFFECTIVE_SAMPLES) & ~gate.pruned
         if not np.any(starving):
             return False
@@ -581,6 +679,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             The fitted estimator.
         """
         continue_fit = self.warm_start and hasattr(self, "gate_")
+        device = resolve_device(self.backend, self.device)
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=not continue_fit
         )
@@ -603,19 +702,38 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"hierarchy (fitted {self.gate_.hierarchy}, asked {hierarchy})."
             )
 
+        host = X if isinstance(X, np.ndarray) else None
+        X, y_encoded, sample_weight = self._fit_device(
+            X, y_encoded, sample_weight, device
+        )
         rs = check_random_state(self.random_state)
         # Designs (and their packed products) are built once per fit and
         # dropped with it.
-        designs = DesignCache(X)
+        designs = DesignCache(X, host=host)
         best = None
         histories = []
         n_init = 1 if continue_fit else self.n_init
         for init in range(n_init):
             if continue_fit:
                 gate, pool = self.gate_, self._expert_pool
+                if device is not None:
+                    gate.map_arrays(lambda a: asarray_like(a, X))
+                    pool.map_arrays(lambda a: asarray_like(a, X))
             else:
                 gate, pool = self._initialize(
                     designs, y_encoded, sample_weight, hierarchy, gate_idx, rs
+                )
+            if init == 0 and device is not None and pool.runs_on_host:
+                warnings.warn(
+                    f"{type(pool.estimators[0]).__name__} experts "
+                    "are generic scikit-learn estimators: they are fitted on the "
+                    "CPU with NumPy whatever the backend, so every EM iteration "
+                    f"copies their weights and outputs between {device} and "
+                    "NumPy arrays. Only the gate, the E-step and the routing run "
+                    "on the device; LinearRegression, Ridge and LogisticRegression "
+                    "experts run there too.",
+                    UserWarning,
+                    stacklevel=2,
                 )
             objectives, log_liks, converged, n_iter, _ = self._fit_once(
                 gate,
@@ -631,6 +749,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 best = (objectives, log_liks, converged, n_iter, gate, pool)
 
         objectives, log_liks, converged, n_iter, gate, pool = best
+        # Fitted attributes are NumPy whatever the backend: a model fitted on
+        # a GPU pickles, loads without torch and predicts anywhere.
+        gate.map_arrays(to_numpy)
+        pool.map_arrays(to_numpy)
         if not converged:
             warnings.warn(
                 f"The best of {n_init} EM run(s) did not converge in "
@@ -665,9 +787,36 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     # Inspection --------------------------------------------------------------
 
-    def _validate_X(self, X):
+    def _validate_X(self, X, y=None):
+        """Return ``X`` (and ``y``) validated and ready for the backend.
+
+        X lands on the backend's device, in the wider of its precision and
+        the model's (NumPy would promote a float32 input of a float64 model
+        anyway). A tensor input of the torch backend is validated on its
+        own device; any other input by ``validate_data`` (a tensor is then
+        copied to NumPy).
+        """
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        device = resolve_device(self.backend, self.device)
+        if device is not None and is_tensor(X):
+            X = self._validate_tensor(X, reset=False)
+            if y is not None:
+                y = self._validate_target(tensor_to_numpy(y), X)
+        elif y is None:
+            X = validate_data(
+                self, tensor_to_numpy(X), reset=False, dtype=[np.float64, np.float32]
+            )
+        else:
+            X, y = validate_data(
+                self,
+                tensor_to_numpy(X),
+                tensor_to_numpy(y),
+                reset=False,
+                dtype=[np.float64, np.float32],
+                y_numeric=not self._is_classifier(),
+            )
+        X = move_to(at_least_dtype(X, self.gate_.coef[0].dtype), device)
+        return X if y is None else (X, y)
 
     def _route(self, log_weights):
         return route_log_weights(log_weights, routing=self.routing, top_k=self.top_k)
@@ -684,49 +833,53 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
 
         Returns
         -------
-        gate : ndarray of shape (n_samples, n_experts)
-            Rows sum to one; columns in expert (leaf) order.
+        gate : ndarray or tensor of shape (n_samples, n_experts)
+            Rows sum to one; columns in expert (leaf) order. A tensor on the
+            input's device for a tensor input.
         """
-        X = self._validate_X(X)
-        return np.exp(self.gate_.log_proba(X))
+        Xb = self._validate_X(X)
+        return as_input_kind(get_namespace(Xb).exp(self.gate_.log_proba(Xb)), X)
 
     def apply(self, X):
         """Return the index of the most probable expert for every sample.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
 
         Returns
         -------
-        expert : ndarray of shape (n_samples,)
-            Leaf index in ``[0, n_experts_)``.
+        expert : ndarray or tensor of shape (n_samples,)
+            Leaf index in ``[0, n_experts_)``; a tensor for a tensor input.
         """
-        X = self._validate_X(X)
-        return np.argmax(self.gate_.log_proba(X), axis=1)
+        Xb = self._validate_X(X)
+        return as_input_kind(
+            get_namespace(Xb).argmax(self.gate_.log_proba(Xb), axis=1), X
+        )
 
     def decision_path(self, X):
         """Return the probability of reaching every node of the gate tree.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
 
         Returns
         -------
-        reach : ndarray of shape (n_samples, n_nodes)
+        reach : ndarray or tensor of shape (n_samples, n_nodes)
             Node ids as in ``gate_`` (breadth first: the root, then each
-            level; the leaves last, in expert order).
+            level; the leaves last, in expert order). A tensor for a tensor
+            input.
         """
-        X = self._validate_X(X)
-        return np.exp(self.gate_.log_reach(X))
+        Xb = self._validate_X(X)
+        return as_input_kind(get_namespace(Xb).exp(self.gate_.log_reach(Xb)), X)
 
     def log_likelihood(self, X, y):
         """Return the log-likelihood ``log p(y | x)`` of every sample.
@@ -736,26 +889,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
-        y : array-like of shape (n_samples,)
+        y : array-like or torch tensor of shape (n_samples,)
             Targets.
 
         Returns
         -------
-        log_likelihood : ndarray of shape (n_samples,)
+        log_likelihood : ndarray or tensor of shape (n_samples,)
+            A tensor on the input's device for a tensor ``X``.
         """
-        check_is_fitted(self)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=False,
-            dtype=[np.float64, np.float32],
-            y_numeric=not self._is_classifier(),
-        )
+        Xb, y = self._validate_X(X, y)
         y_encoded = self._encode_targets(y, reset=False)
-        return self._log_likelihood(self.gate_, self._expert_pool, X, y_encoded)
+        if not isinstance(Xb, np.ndarray):
+            y_encoded = self._target_like(y_encoded, Xb)
+        log_lik = self._log_likelihood(self.gate_, self._expert_pool, Xb, y_encoded)
+        return as_input_kind(log_lik, X)
 
     def _log_likelihood(self, gate, pool, X, y_encoded):
         """Return the model's per-sample log-likelihood (routed gate)."""

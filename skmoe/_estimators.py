@@ -8,7 +8,14 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
-from skmoe._backend import reduce_sum
+from skmoe._backend import (
+    as_input_kind,
+    asarray_like,
+    einsum,
+    get_namespace,
+    reduce_sum,
+    to_numpy,
+)
 from skmoe._base import BaseMixtureOfExperts
 from skmoe._experts import (
     GenericClassificationExperts,
@@ -77,6 +84,28 @@ _SHARED_FIT_PARAMETERS = """
     tol : float, default=1e-4
         EM stops when the mean per-sample penalised log-likelihood changes by
         less than ``tol``.
+
+    backend : {"numpy", "torch"}, default="numpy"
+        Array library of the numerics. ``"torch"`` (the ``torch`` extra:
+        ``pip install "skmoe[torch]"``) runs the E-step, every gate of the
+        tree, the routing and the vectorized linear and logistic experts on
+        ``device``, in the input's precision (float32 or float64). Generic
+        scikit-learn experts still run on the CPU with NumPy: their inputs
+        and outputs are copied every EM iteration, with a warning once per
+        fit. The k-means start runs on the CPU. ``X`` may be a NumPy array
+        or a torch tensor on any device, with either backend (the numpy
+        backend copies a tensor to NumPy); prediction methods compute where
+        ``backend`` and ``device`` say and return arrays of the input's
+        kind: a tensor on the input's device for a tensor, NumPy otherwise.
+        Fitted attributes are NumPy arrays whatever the backend, so a model
+        fitted on a GPU pickles, loads without torch and predicts with
+        either backend.
+
+    device : str, torch.device or None, default=None
+        Where ``backend="torch"`` computes: ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, a ``torch.device``. None means ``"cuda"`` when a CUDA
+        device is available, else ``"cpu"``. The numpy backend accepts only
+        None or ``"cpu"``.
 
     n_jobs : int, default=None
         Number of jobs for fitting generic experts in parallel (joblib;
@@ -232,6 +261,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         n_init=1,
         max_iter=100,
         tol=1e-4,
+        backend="numpy",
+        device=None,
         n_jobs=None,
         random_state=None,
         warm_start=False,
@@ -249,6 +280,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             n_init=n_init,
             max_iter=max_iter,
             tol=tol,
+            backend=backend,
+            device=device,
             n_jobs=n_jobs,
             random_state=random_state,
             warm_start=warm_start,
@@ -302,7 +335,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
         return_std : bool, default=False
             Also return the predictive standard deviation of the mixture,
@@ -310,25 +343,25 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Returns
         -------
-        y_mean : ndarray of shape (n_samples,)
-            Predicted mean.
-        y_std : ndarray of shape (n_samples,)
+        y_mean : ndarray or tensor of shape (n_samples,)
+            Predicted mean; a tensor on the input's device for a tensor input.
+        y_std : ndarray or tensor of shape (n_samples,)
             Predictive standard deviation; only when ``return_std=True``.
         """
-        X = self._validate_X(X)
-        weights = np.exp(self._routed_log_gate(X))
-        means = self._expert_pool.predict(X)
+        Xb = self._validate_X(X)
+        xp = get_namespace(Xb)
+        weights = xp.exp(self._routed_log_gate(Xb))
+        means = self._expert_pool.predict(Xb)
         mean = reduce_sum(weights * means, axis=1)
         if not return_std:
-            return mean
+            return as_input_kind(mean, X)
         # Deviations from the mixture mean, not raw second moments: E[f^2] -
         # mean^2 cancels catastrophically when the target is far from zero.
+        noise = asarray_like(self._expert_pool.variance_, means)
         variance = reduce_sum(
-            weights
-            * (self._expert_pool.variance_[None, :] + (means - mean[:, None]) ** 2),
-            axis=1,
+            weights * (noise[None, :] + (means - mean[:, None]) ** 2), axis=1
         )
-        return mean, np.sqrt(variance)
+        return as_input_kind(mean, X), as_input_kind(xp.sqrt(variance), X)
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
@@ -393,6 +426,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         n_init=1,
         max_iter=100,
         tol=1e-4,
+        backend="numpy",
+        device=None,
         n_jobs=None,
         random_state=None,
         warm_start=False,
@@ -410,6 +445,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             n_init=n_init,
             max_iter=max_iter,
             tol=tol,
+            backend=backend,
+            device=device,
             n_jobs=n_jobs,
             random_state=random_state,
             warm_start=warm_start,
@@ -472,31 +509,38 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+        proba : ndarray or tensor of shape (n_samples, n_classes)
+            Columns follow ``classes_``; a tensor on the input's device for a
+            tensor input.
         """
-        X = self._validate_X(X)
-        weights = np.exp(self._routed_log_gate(X))
+        return as_input_kind(self._predict_proba(self._validate_X(X)), X)
+
+    def _predict_proba(self, X):
+        """Return the class probabilities of a validated ``X``, on its device."""
+        weights = get_namespace(X).exp(self._routed_log_gate(X))
         proba = self._expert_pool.predict_proba(X)
-        return np.einsum("nk,nkc->nc", weights, proba)
+        return einsum("nk,nkc->nc", weights, proba)
 
     def predict(self, X):
         """Return the most probable class of every sample.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
             Input samples.
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
-            The class of highest mixture probability, from ``classes_``.
+        y_pred : ndarray or tensor of shape (n_samples,)
+            The class of highest mixture probability, from ``classes_``. A
+            tensor on the input's device for a tensor input, unless the
+            classes are strings (a NumPy array then).
         """
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        proba = self._predict_proba(self._validate_X(X))
+        index = to_numpy(get_namespace(proba).argmax(proba, axis=1))
+        return as_input_kind(self.classes_[index], X)

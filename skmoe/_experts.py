@@ -30,9 +30,13 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 from skmoe._backend import (
     add_intercept,
+    asarray_like,
     batched_solve,
+    device,
     get_namespace,
     reduce_sum,
+    to_device,
+    to_numpy,
 )
 from skmoe._softmax import softmax_log_proba, softmax_newton_step
 
@@ -134,7 +138,27 @@ def supports_vectorized_linear(estimator):
     return False
 
 
-class LinearGaussianExperts:
+class _ExpertPool:
+    """What every expert pool shares: where its arrays live.
+
+    The EM loop moves a pool's parameter arrays (``_arrays``) to the fit's
+    device with :meth:`map_arrays`, and back to NumPy once fitted, so that
+    a fitted model holds NumPy arrays only. Pools that ``runs_on_host`` fit
+    on the CPU with NumPy whatever the backend.
+    """
+
+    _arrays = ()
+    runs_on_host = False
+
+    def map_arrays(self, function):
+        """Replace every parameter array by ``function`` of it."""
+        for name in self._arrays:
+            if getattr(self, name) is not None:
+                setattr(self, name, function(getattr(self, name)))
+        return self
+
+
+class LinearGaussianExperts(_ExpertPool):
     """K linear experts with Gaussian noise, fitted together.
 
     Parameters
@@ -157,13 +181,17 @@ class LinearGaussianExperts:
         self.intercept_ = None
         self.variance_ = np.full(n_experts, prior_variance)
 
+    _arrays = ("coef_", "intercept_", "variance_")
+
     def predict(self, X):
         """Return every expert's prediction, shape (n_samples, n_experts)."""
-        return X @ self.coef_.T + self.intercept_[None, :]
+        coef, intercept = asarray_like(self.coef_, X), asarray_like(self.intercept_, X)
+        return X @ coef.T + intercept[None, :]
 
     def log_likelihood(self, X, y):
         """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
-        return gaussian_log_likelihood(y, self.predict(X), self.variance_)
+        means = self.predict(X)
+        return gaussian_log_likelihood(y, means, asarray_like(self.variance_, means))
 
     def gram_design(self, designs):
         """Return the design whose weighted Gram matrices the M-step needs."""
@@ -186,17 +214,20 @@ class LinearGaussianExperts:
         if gram is None:
             gram = design.gram(weights)
         moment = (Xa.T @ (weights * y[:, None])).T
-        penalty = xp.full((Xa.shape[1],), self.alpha, dtype=X.dtype)
+        penalty = xp.full((Xa.shape[1],), self.alpha, dtype=X.dtype, device=device(X))
         if self.fit_intercept:
             penalty[-1] = 0.0
-        gram = gram + penalty[None, :, None] * xp.eye(Xa.shape[1], dtype=X.dtype)
+        gram = gram + penalty[None, :, None] * xp.eye(
+            Xa.shape[1], dtype=X.dtype, device=device(X)
+        )
         solution = batched_solve(gram, moment)
 
         refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
         if self.coef_ is None:
-            self.coef_ = xp.zeros((self.n_experts, n_features), dtype=X.dtype)
-            self.intercept_ = xp.zeros((self.n_experts,), dtype=X.dtype)
-            self.variance_ = self.variance_.astype(X.dtype)
+            shape = (self.n_experts, n_features)
+            self.coef_ = xp.zeros(shape, dtype=X.dtype, device=device(X))
+            self.intercept_ = xp.zeros(shape[:1], dtype=X.dtype, device=device(X))
+            self.variance_ = asarray_like(self.variance_, X)
         self.coef_[refit] = solution[refit, :n_features]
         if self.fit_intercept:
             self.intercept_[refit] = solution[refit, n_features]
@@ -256,7 +287,7 @@ def supports_vectorized_logistic(estimator):
     )
 
 
-class LogisticExperts:
+class LogisticExperts(_ExpertPool):
     """K multinomial logistic experts, fitted together.
 
     Every M-step solves the experts' weighted, L2-penalised softmax
@@ -285,6 +316,8 @@ class LogisticExperts:
             self.alpha = (2.0 if n_classes == 2 else 1.0) / template.C
         self.coef_ = None
 
+    _arrays = ("coef_",)
+
     def gram_design(self, designs):
         """Return None: each Newton step needs Gram matrices of its own."""
         return None
@@ -292,13 +325,15 @@ class LogisticExperts:
     def predict_proba(self, X):
         """Return P_k(c | x), shape (n_samples, n_experts, n_classes)."""
         xp = get_namespace(X)
-        return floor_proba(xp.exp(softmax_log_proba(add_intercept(X), self.coef_)))
+        coef = asarray_like(self.coef_, X)
+        return floor_proba(xp.exp(softmax_log_proba(add_intercept(X), coef)))
 
     def log_likelihood(self, X, y_index):
         """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
         xp = get_namespace(X)
         proba = self.predict_proba(X)
-        return xp.log(proba[xp.arange(X.shape[0]), :, y_index])
+        rows = xp.arange(X.shape[0], device=device(X))
+        return xp.log(proba[rows, :, to_device(y_index, X)])
 
     def m_step(self, designs, y_index, weights):
         """Refit every expert to convergence with its weights.
@@ -312,9 +347,13 @@ class LogisticExperts:
         n_classes = self.classes.shape[0]
         if self.coef_ is None:
             self.coef_ = xp.zeros(
-                (self.n_experts, Xa.shape[1], n_classes), dtype=X.dtype
+                (self.n_experts, Xa.shape[1], n_classes),
+                dtype=X.dtype,
+                device=device(X),
             )
-        targets = xp.eye(n_classes, dtype=X.dtype)[y_index][:, None, :]
+        targets = xp.take(
+            xp.eye(n_classes, dtype=X.dtype, device=device(X)), y_index, axis=0
+        )[:, None, :]
         refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
         coef = self.coef_[refit]
         scale = 1.0 + float(xp.sum(weights))
@@ -328,14 +367,16 @@ class LogisticExperts:
                 alpha=self.alpha,
                 log_proba=log_proba,
             )
-            if float(xp.max(gain, initial=0.0)) <= _LOGISTIC_GAIN_TOL * scale:
+            largest_gain = float(xp.max(gain)) if gain.shape[0] else 0.0
+            if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * scale:
                 break
         self.coef_[refit] = coef
         return self.log_likelihood(X, y_index)
 
     def log_prior(self):
         """Return the log of the coefficients' Gaussian prior (the L2 penalty)."""
-        return -0.5 * self.alpha * float(np.sum(self.coef_[:, :-1, :] ** 2))
+        xp = get_namespace(self.coef_)
+        return -0.5 * self.alpha * float(xp.sum(self.coef_[:, :-1, :] ** 2))
 
     @property
     def n_parameters(self):
@@ -380,8 +421,15 @@ def _fit_one(estimator, X, y, weight, *, keep_all_rows):
     return estimator.fit(X, y, sample_weight=weight)
 
 
-class _GenericExperts:
-    """Cloned scikit-learn experts refit with responsibilities as weights."""
+class _GenericExperts(_ExpertPool):
+    """Cloned scikit-learn experts refit with responsibilities as weights.
+
+    They run on the CPU with NumPy whatever the backend: device arrays are
+    copied to NumPy on the way in (X once per fit, through
+    ``DesignCache.host``) and results copied back on the way out.
+    """
+
+    runs_on_host = True
 
     def __init__(self, estimators, *, n_jobs=None):
         self.estimators = estimators
@@ -397,7 +445,6 @@ class _GenericExperts:
         return None
 
     def _fit_experts(self, X, y, weights):
-        weights = np.asarray(weights)
         refit = [
             k
             for k in range(self.n_experts)
@@ -438,25 +485,29 @@ class GenericRegressionExperts(_GenericExperts):
         self.prior_variance = prior_variance
         self.variance_ = np.full(self.n_experts, prior_variance)
 
-    def predict(self, X):
-        """Return every expert's prediction, shape (n_samples, n_experts)."""
+    def _predict(self, X):
         return np.stack([e.predict(X) for e in self.estimators], axis=1).astype(
             X.dtype, copy=False
         )
 
+    def predict(self, X):
+        """Return every expert's prediction, shape (n_samples, n_experts)."""
+        return to_device(self._predict(to_numpy(X)), X)
+
     def log_likelihood(self, X, y):
         """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
-        return gaussian_log_likelihood(y, self.predict(X), self.variance_)
+        means = self._predict(to_numpy(X))
+        return to_device(gaussian_log_likelihood(to_numpy(y), means, self.variance_), X)
 
     def m_step(self, designs, y, weights):
         """Refit every expert with its weights, then its noise variance.
 
         Returns the refitted experts' log-likelihood on the training rows.
         """
-        X = designs.source
+        X, y, weights = designs.host(), to_numpy(y), to_numpy(weights)
         refit = self._fit_experts(X, y, weights)
         self.variance_ = self.variance_.astype(X.dtype, copy=False)
-        means = self.predict(X)
+        means = self._predict(X)
         variance = noise_variance_map(
             y,
             means,
@@ -465,7 +516,8 @@ class GenericRegressionExperts(_GenericExperts):
             prior_variance=self.prior_variance,
         )
         self.variance_[refit] = variance[refit]
-        return gaussian_log_likelihood(y, means, self.variance_)
+        log_likelihood = gaussian_log_likelihood(y, means, self.variance_)
+        return to_device(log_likelihood, designs.source)
 
     def log_prior(self):
         """Return the log-prior of the noise variances."""
@@ -496,6 +548,9 @@ class GenericClassificationExperts(_GenericExperts):
         Columns follow the mixture's ``classes``; classes an expert did not
         see get the floor probability, and rows are renormalised.
         """
+        return to_device(self._predict_proba(to_numpy(X)), X)
+
+    def _predict_proba(self, X):
         proba = np.zeros(
             (X.shape[0], self.n_experts, self.classes.shape[0]), dtype=X.dtype
         )
@@ -506,7 +561,10 @@ class GenericClassificationExperts(_GenericExperts):
 
     def log_likelihood(self, X, y_index):
         """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
-        proba = self.predict_proba(X)
+        return to_device(self._log_likelihood(to_numpy(X), to_numpy(y_index)), X)
+
+    def _log_likelihood(self, X, y_index):
+        proba = self._predict_proba(X)
         return np.log(proba[np.arange(X.shape[0]), :, y_index])
 
     def m_step(self, designs, y_index, weights):
@@ -516,8 +574,9 @@ class GenericClassificationExperts(_GenericExperts):
         labels themselves so that ``experts_`` predict the user's classes.
         Returns the refitted experts' log-likelihood on the training rows.
         """
-        self._fit_experts(designs.source, self.classes[y_index], weights)
-        return self.log_likelihood(designs.source, y_index)
+        X, y_index = designs.host(), to_numpy(y_index)
+        self._fit_experts(X, self.classes[y_index], to_numpy(weights))
+        return to_device(self._log_likelihood(X, y_index), designs.source)
 
     def log_prior(self):
         """Return 0: generic classifiers carry no prior of ours."""

@@ -21,7 +21,17 @@ import math
 
 import numpy as np
 
-from skmoe._backend import add_intercept, get_namespace, logsumexp, reduce_sum
+from skmoe._backend import (
+    add_intercept,
+    asarray_like,
+    device,
+    get_namespace,
+    logsumexp,
+    nonnegative_log,
+    reduce_sum,
+    take,
+    to_device,
+)
 from skmoe._softmax import (
     softmax_curvature_weights,
     softmax_log_proba,
@@ -53,9 +63,9 @@ def tree_log_reach(level_log_probas):
     log_reach : list of arrays of shape (n_samples, n_nodes_l)
         One per level including the root (zeros) and the leaves (last).
     """
-    xp = get_namespace(level_log_probas[0])
-    n_samples = level_log_probas[0].shape[0]
-    log_reach = [xp.zeros((n_samples, 1), dtype=level_log_probas[0].dtype)]
+    first = level_log_probas[0]
+    xp, n_samples = get_namespace(first), first.shape[0]
+    log_reach = [xp.zeros((n_samples, 1), dtype=first.dtype, device=device(first))]
     for log_proba in level_log_probas:
         reach = log_reach[-1][:, :, None] + log_proba
         log_reach.append(xp.reshape(reach, (n_samples, -1)))
@@ -239,20 +249,41 @@ class GateTree:
         log_prior : float
             ``-alpha / 2`` times the squared norm of every gate's slopes.
         """
-        return -0.5 * alpha * sum(float(np.sum(c[:, :-1, :] ** 2)) for c in self.coef)
+        squares = (float(get_namespace(c).sum(c[:, :-1, :] ** 2)) for c in self.coef)
+        return -0.5 * alpha * sum(squares)
+
+    def map_arrays(self, function):
+        """Replace every coefficient array by ``function`` of it.
+
+        The EM loop moves the coefficients to the fit's device and back to
+        NumPy once fitted: ``coef`` of a fitted tree is always NumPy.
+
+        Parameters
+        ----------
+        function : callable
+            Takes and returns an array, such as ``skmoe._backend.to_numpy``.
+
+        Returns
+        -------
+        self : GateTree
+            The tree, its coefficients replaced.
+        """
+        self.coef = [function(c) for c in self.coef]
+        return self
 
     # Computation -----------------------------------------------------------
 
     def _design(self, X):
-        return add_intercept(X[:, self.feature_indices])
+        return add_intercept(take(X, self.feature_indices, axis=1))
 
     def level_log_probas(self, X, *, design=None):
         """Return every level's conditional log-probabilities of children.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_input_features)
-            Input of the estimator; the gate reads ``feature_indices``.
+        X : array of shape (n_samples, n_input_features)
+            Input of the estimator, a NumPy array or a torch tensor; the gate
+            reads ``feature_indices``.
         design : Design, default=None
             The gate's design for ``X`` (its columns with an intercept), when
             the caller holds one (the EM loop's :class:`DesignCache`): it
@@ -260,23 +291,23 @@ class GateTree:
 
         Returns
         -------
-        log_probas : list of ndarray of shape (n_samples, n_nodes_l, b_l)
-            One per level of gates.
+        log_probas : list of array of shape (n_samples, n_nodes_l, b_l)
+            One per level of gates, of the kind, device and dtype of ``X``.
         """
         Xa = self._design(X) if design is None else design.X
-        return [softmax_log_proba(Xa, coef) for coef in self.coef]
+        return [softmax_log_proba(Xa, asarray_like(coef, Xa)) for coef in self.coef]
 
     def log_reach(self, X):
         """Return the log-probability of reaching every node.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_input_features)
-            Input of the estimator.
+        X : array of shape (n_samples, n_input_features)
+            Input of the estimator (a NumPy array or a torch tensor).
 
         Returns
         -------
-        log_reach : ndarray of shape (n_samples, n_nodes)
+        log_reach : array of shape (n_samples, n_nodes)
             Columns in node id order. With pruned leaves, a node's reach is
             the renormalised probability of the leaves below it.
         """
@@ -285,22 +316,21 @@ class GateTree:
         if not np.any(self.pruned):
             return xp.concat(tree_log_reach(level_log_probas), axis=1)
         leaf_proba = xp.exp(self.leaf_log_proba(level_log_probas))
-        with np.errstate(divide="ignore"):
-            return xp.log(
-                xp.concat(node_posteriors(leaf_proba, self.hierarchy), axis=1)
-            )
+        return nonnegative_log(
+            xp.concat(node_posteriors(leaf_proba, self.hierarchy), axis=1)
+        )
 
     def log_proba(self, X):
         """Return the leaves' log gate probabilities.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_input_features)
-            Input of the estimator.
+        X : array of shape (n_samples, n_input_features)
+            Input of the estimator (a NumPy array or a torch tensor).
 
         Returns
         -------
-        log_proba : ndarray of shape (n_samples, n_leaves)
+        log_proba : array of shape (n_samples, n_leaves)
             Columns in expert (leaf) order.
         """
         return self.leaf_log_proba(self.level_log_probas(X))
@@ -323,7 +353,11 @@ class GateTree:
         log_proba = tree_log_reach(level_log_probas)[-1]
         if not np.any(self.pruned):
             return log_proba
-        log_proba = np.where(self.pruned[None, :], -np.inf, log_proba)
+        xp = get_namespace(log_proba)
+        pruned = to_device(self.pruned, log_proba)
+        log_proba = xp.where(
+            pruned[None, :], xp.full_like(log_proba, -xp.inf), log_proba
+        )
         return log_proba - logsumexp(log_proba, axis=1, keepdims=True)
 
     def m_step(

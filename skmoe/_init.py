@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from skmoe._backend import Design
+from skmoe._backend import Design, device, get_namespace, take
 from skmoe._softmax import softmax_log_proba, softmax_newton_step, softmax_objective
 
 __all__ = ["group_clusters", "kmeans_labels", "standardize"]
@@ -80,18 +80,26 @@ def _gate_separability(Xa, labels, groups, sample_weight, alpha):
     """Return how well a softmax gate separates ``groups`` of cluster labels.
 
     The penalised log-likelihood of a softmax regression of group membership
-    on the gate's features, after a few Newton steps from zero.
+    on the gate's features, after a few Newton steps from zero. ``labels``
+    is a NumPy array; ``Xa`` and ``sample_weight`` may live on a device,
+    where the fits then run.
     """
-    group_of = {c: g for g, members in enumerate(groups) for c in members}
-    rows = np.isin(labels, list(group_of))
-    if not rows.any():
+    clusters = [c for members in groups for c in members]
+    # The group of every cluster, -1 for clusters in no group.
+    group_of = np.full(max(max(clusters), int(labels.max(initial=0))) + 1, -1)
+    group_of[clusters] = [g for g, members in enumerate(groups) for _ in members]
+    row_group = group_of[labels]
+    rows = np.flatnonzero(row_group >= 0)
+    if rows.shape[0] == 0:
         # Clusters that no row prefers (an expert that won no argmax) have
         # nothing to separate: every partition of them scores alike.
         return 0.0
-    targets = np.eye(len(groups))[[group_of[c] for c in labels[rows]]][:, None, :]
-    weights = sample_weight[rows][:, None]
-    design = Design(Xa[rows], intercept=False)
-    coef = np.zeros((1, Xa.shape[1], len(groups)))
+    xp = get_namespace(Xa)
+    eye = xp.eye(len(groups), dtype=Xa.dtype, device=device(Xa))
+    targets = take(eye, row_group[rows], axis=0)[:, None, :]
+    weights = take(sample_weight, rows, axis=0)[:, None]
+    design = Design(take(Xa, rows, axis=0), intercept=False)
+    coef = xp.zeros((1, Xa.shape[1], len(groups)), dtype=Xa.dtype, device=device(Xa))
     for _ in range(_SEPARABILITY_NEWTON_STEPS):
         coef, _, _ = softmax_newton_step(design, coef, targets, weights, alpha=alpha)
     log_proba = softmax_log_proba(design.X, coef)

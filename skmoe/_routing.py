@@ -12,9 +12,7 @@ The result is always normalised log-weights: entries that are routed away
 are ``-inf`` and the others sum to one in probability space.
 """
 
-import numpy as np
-
-from skmoe._backend import get_namespace, log_softmax
+from skmoe._backend import device, get_namespace, log_softmax, top_k_mask
 
 __all__ = ["ROUTINGS", "route_log_weights"]
 
@@ -46,16 +44,23 @@ def route_log_weights(log_weights, *, routing="soft", top_k=2):
         return log_softmax(log_weights, axis=1)
     if routing == "hard":
         winner = xp.argmax(log_weights, axis=1)
-        keep = xp.arange(n_experts)[None, :] == winner[:, None]
-        return xp.where(keep, 0.0, -xp.inf).astype(log_weights.dtype)
+        experts = xp.arange(n_experts, device=device(log_weights))
+        keep = experts[None, :] == winner[:, None]
+        return xp.where(keep, _scalar(0.0, log_weights), _scalar(-xp.inf, log_weights))
     if routing == "topk":
         # Ties at the k-th value are broken by column order, so exactly
         # top_k experts are kept on every row.
-        order = np.argsort(-log_weights, axis=1, kind="stable")[:, :top_k]
-        keep = xp.zeros(log_weights.shape, dtype=bool)
-        np.put_along_axis(keep, order, True, axis=1)
-        masked = xp.where(keep, log_weights, -xp.inf)
+        keep = top_k_mask(log_weights, top_k)
+        masked = xp.where(keep, log_weights, _scalar(-xp.inf, log_weights))
         return log_softmax(masked, axis=1)
     raise ValueError(
         f"routing must be one of {ROUTINGS}, got {routing!r}."
     )  # pragma: no cover - validated by the estimators
+
+
+def _scalar(value, like):
+    """Return ``value`` as a 0-d array of ``like``'s dtype and device.
+
+    Two Python scalars in ``where`` would give torch's default dtype.
+    """
+    return get_namespace(like).asarray(value, dtype=like.dtype, device=device(like))

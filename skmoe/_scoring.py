@@ -6,7 +6,6 @@ A ``Pipeline`` ending in a mixture of experts is scored through its final
 step, on the data transformed by the steps before it.
 """
 
-import numpy as np
 from sklearn.pipeline import Pipeline
 
 __all__ = ["bic_scorer", "log_likelihood_scorer"]
@@ -37,7 +36,8 @@ def log_likelihood_scorer(estimator, X, y):
         Mean ``log p(y | x)``; greater is better.
     """
     moe, Xt = _final_step(estimator, X)
-    return float(np.mean(moe.log_likelihood(Xt, y)))
+    # .mean() rather than np.mean: a tensor input gives a tensor, maybe on a GPU.
+    return float(moe.log_likelihood(Xt, y).mean())
 
 
 def bic_scorer(estimator, X, y):

@@ -9,7 +9,14 @@ weights per problem, so that a whole batch costs one GEMM per pass over X.
 
 import numpy as np
 
-from skmoe._backend import batched_solve, get_namespace, log_softmax, reduce_sum
+from skmoe._backend import (
+    astype,
+    batched_solve,
+    device,
+    get_namespace,
+    log_softmax,
+    reduce_sum,
+)
 
 __all__ = [
     "softmax_curvature_weights",
@@ -113,13 +120,24 @@ def softmax_curvature_weights(proba, weights, *, full):
     # GEMM reads.
     proba_t = xp.asarray(xp.permute_dims(proba, (1, 2, 0)), copy=True)
     weighted_t = xp.asarray(weights.T, copy=True)[:, None, :] * proba_t
-    V = xp.empty((n_problems, rows.shape[0], n_samples), dtype=proba.dtype)
-    for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
-        np.multiply(weighted_t[:, r], proba_t[:, c], out=V[:, pair])
-        if r == c:
-            np.subtract(weighted_t[:, r], V[:, pair], out=V[:, pair])
-        else:
-            np.negative(V[:, pair], out=V[:, pair])
+    if xp is np:
+        V = np.empty((n_problems, rows.shape[0], n_samples), dtype=proba.dtype)
+        for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
+            np.multiply(weighted_t[:, r], proba_t[:, c], out=V[:, pair])
+            if r == c:
+                np.subtract(weighted_t[:, r], V[:, pair], out=V[:, pair])
+            else:
+                np.negative(V[:, pair], out=V[:, pair])
+    else:
+        V = xp.stack(
+            [
+                weighted_t[:, r] - weighted_t[:, r] * proba_t[:, r]
+                if r == c
+                else -(weighted_t[:, r] * proba_t[:, c])
+                for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+            ],
+            axis=1,
+        )
     return xp.reshape(V, (-1, n_samples)).T
 
 
@@ -135,8 +153,10 @@ def _hessian(gram, n_problems, n_classes, *, full):
         return xp.reshape(gram, (n_problems, n_classes, p, p))
     rows, cols = np.triu_indices(n_classes)
     gram = xp.reshape(gram, (n_problems, rows.shape[0], p, p))
-    hessian = xp.zeros((n_problems, n_classes, p, n_classes, p), dtype=gram.dtype)
-    for pair, (r, c) in enumerate(zip(rows, cols, strict=True)):
+    hessian = xp.zeros(
+        (n_problems, n_classes, p, n_classes, p), dtype=gram.dtype, device=device(gram)
+    )
+    for pair, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
         hessian[:, r, :, c, :] = gram[:, pair]
         hessian[:, c, :, r, :] = gram[:, pair]
     return xp.reshape(hessian, (n_problems, n_classes * p, n_classes * p))
@@ -149,9 +169,9 @@ def _newton_direction(curvature, gradient, alpha, *, full):
     # below is lost, and the near-singular shift direction then gets a huge
     # step that costs the intercepts their precision.
     dtype = gradient.dtype
-    curvature, gradient = curvature.astype(np.float64), gradient.astype(np.float64)
+    curvature, gradient = astype(curvature, xp.float64), astype(gradient, xp.float64)
     n_problems, p, n_classes = gradient.shape
-    penalty = xp.full((p,), alpha, dtype=gradient.dtype)
+    penalty = xp.full((p,), alpha, dtype=gradient.dtype, device=device(gradient))
     penalty[-1] = 0.0  # the intercept is not penalised
     # Softmax is invariant to shifting all classes' coefficients alike, so
     # the Hessian is singular along the intercept shift (and along every
@@ -159,23 +179,23 @@ def _newton_direction(curvature, gradient, alpha, *, full):
     # changing the ascent direction.
     if full:
         g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (n_problems, -1))
-        diag = xp.tile(penalty, n_classes)
-        scale = xp.mean(xp.diagonal(curvature, axis1=1, axis2=2), axis=1)
+        diag = xp.tile(penalty, (n_classes,))
+        scale = xp.mean(xp.linalg.diagonal(curvature), axis=1)
         jitter = 1e-10 * (scale + 1.0)
         A = curvature + (diag[None, :] + jitter[:, None])[:, :, None] * xp.eye(
-            n_classes * p, dtype=gradient.dtype
+            n_classes * p, dtype=gradient.dtype, device=device(gradient)
         )
         step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
     else:
         g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (-1, p))
         blocks = xp.reshape(curvature, (-1, p, p))
-        scale = xp.mean(xp.diagonal(blocks, axis1=1, axis2=2), axis=1)
+        scale = xp.mean(xp.linalg.diagonal(blocks), axis=1)
         jitter = 1e-10 * (scale + 1.0)
         A = blocks + (penalty[None, :] + jitter[:, None])[:, :, None] * xp.eye(
-            p, dtype=gradient.dtype
+            p, dtype=gradient.dtype, device=device(gradient)
         )
         step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
-    return xp.permute_dims(step, (0, 2, 1)).astype(dtype)
+    return astype(xp.permute_dims(step, (0, 2, 1)), dtype)
 
 
 def softmax_newton_step(
@@ -247,10 +267,10 @@ def softmax_newton_step(
     curvature = _hessian(gram, n_problems, n_classes, full=full)
     step = _newton_direction(curvature, gradient, alpha, full=full)
 
-    accepted = xp.zeros((n_problems,), dtype=bool)
+    accepted = xp.zeros((n_problems,), dtype=xp.bool, device=device(coef))
     new_coef = xp.asarray(coef, copy=True)
     new_log_proba = log_proba
-    gain = xp.zeros((n_problems,), dtype=objective.dtype)
+    gain = xp.zeros((n_problems,), dtype=objective.dtype, device=device(coef))
     step_size = 1.0
     floor = objective - _ROUNDING_SLACK * xp.abs(objective)
     for _ in range(_MAX_HALVINGS):

@@ -3,6 +3,8 @@
 import ast
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,9 +55,32 @@ def test_imports_point_down(path):
         assert _layer(target) > _layer(module), f"{module} imports {target}"
 
 
-def test_torch_is_not_imported_by_the_numpy_path():
+def test_only_the_backend_imports_torch():
+    # DESIGN.md §5: torch and array-api-compat are imported in _backend only.
     for path in PACKAGE.glob("*.py"):
-        assert "import torch" not in path.read_text(), path.name
+        if path.stem == "_backend":
+            continue
+        text = path.read_text()
+        assert "import torch" not in text, path.name
+        assert "array_api_compat" not in text, path.name
+
+
+def test_torch_is_not_imported_by_the_numpy_path():
+    code = (
+        "import sys\n"
+        "from skmoe import MixtureOfExpertsRegressor\n"
+        "from skmoe.datasets import make_moe_regression\n"
+        "X, y = make_moe_regression(n_samples=200, n_experts=2, random_state=0)\n"
+        "moe = MixtureOfExpertsRegressor(n_experts=2, max_iter=5, random_state=0)\n"
+        "moe.fit(X, y).predict(X)\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert 'array_api_compat' not in sys.modules\n"
+    )
+    subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        check=True,
+        cwd=PACKAGE.parent,
+    )
 
 
 PUBLIC = [

@@ -1,0 +1,326 @@
+"""The torch backend: the same EM on torch tensors, on the CPU and on a GPU.
+
+The numerics are written once (skmoe/_backend.py), so a fit with
+``backend="torch"`` must follow the NumPy fit from the same start to rounding:
+float64 fits agree to 1e-8 relative, parameters, histories and predictions
+alike (save logistic experts' intercepts that diverge along a flat direction,
+compared by their probabilities instead). The CPU wheel runs everything here;
+the GPU tests skip without CUDA.
+"""
+
+import pickle
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.tree import DecisionTreeRegressor
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.datasets import make_moe_classification, make_moe_regression
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("array_api_compat")
+
+RTOL = 1e-8
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.fixture(scope="module")
+def regression():
+    return make_moe_regression(
+        n_samples=300, n_features=3, n_experts=4, noise=0.3, random_state=0
+    )
+
+
+@pytest.fixture(scope="module")
+def classification():
+    return make_moe_classification(
+        n_samples=300, n_features=3, n_experts=4, n_classes=3, random_state=0
+    )
+
+
+def fit(estimator, X, y, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.set_params(**params).fit(X, y)
+
+
+def assert_close(actual, desired, rtol=RTOL):
+    """Max absolute difference within ``rtol`` of the largest entry."""
+    actual = actual.numpy(force=True) if torch.is_tensor(actual) else actual
+    actual, desired = np.asarray(actual, float), np.asarray(desired, float)
+    assert actual.shape == desired.shape
+    scale = max(float(np.max(np.abs(desired), initial=0.0)), 1e-12)
+    assert float(np.max(np.abs(actual - desired), initial=0.0)) <= rtol * scale
+
+
+def assert_same_model(a, b, rtol=RTOL, *, expert_rtol=None):
+    for coef_a, coef_b in zip(a.gate_.coef, b.gate_.coef, strict=True):
+        assert_close(coef_b, coef_a, rtol)
+    for expert_a, expert_b in zip(a.experts_, b.experts_, strict=True):
+        assert_close(expert_b.coef_, expert_a.coef_, expert_rtol or rtol)
+        assert_close(expert_b.intercept_, expert_a.intercept_, expert_rtol or rtol)
+    if hasattr(a, "noise_variance_"):
+        assert_close(b.noise_variance_, a.noise_variance_, rtol)
+    assert a.n_iter_ == b.n_iter_
+    assert_close(b.log_likelihood_history_, a.log_likelihood_history_, rtol)
+    assert_close(b.objective_history_, a.objective_history_, rtol)
+
+
+STRUCTURES = [{"n_experts": 3}, {"hierarchy": (2, 2)}]
+ROUTINGS = [{"routing": "soft"}, {"routing": "hard"}, {"routing": "topk"}]
+
+
+# ---------------------------------------------------------------------------
+# numpy and torch agree
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("routing", ROUTINGS, ids=lambda p: p["routing"])
+@pytest.mark.parametrize("structure", STRUCTURES, ids=["flat", "tree"])
+def test_regressor_numpy_and_torch_agree(regression, structure, routing):
+    X, y = regression
+    params = {"random_state": 0, "max_iter": 15, "tol": 0.0, **structure, **routing}
+    a = fit(MixtureOfExpertsRegressor(), X, y, **params)
+    b = fit(MixtureOfExpertsRegressor(), X, y, backend="torch", device="cpu", **params)
+    assert_same_model(a, b)
+    assert_close(b.predict(X), a.predict(X))
+    mean, std = b.predict(torch.from_numpy(X), return_std=True)
+    assert_close(mean, a.predict(X))
+    assert_close(std, a.predict(X, return_std=True)[1])
+    assert_close(b.predict_gate(X), a.predict_gate(X))
+    assert_close(b.log_likelihood(X, y), a.log_likelihood(X, y))
+    np.testing.assert_array_equal(b.apply(X), a.apply(X))
+
+
+@pytest.mark.parametrize("routing", ROUTINGS, ids=lambda p: p["routing"])
+@pytest.mark.parametrize("structure", STRUCTURES, ids=["flat", "tree"])
+def test_classifier_numpy_and_torch_agree(classification, structure, routing):
+    X, y = classification
+    params = {"random_state": 0, "max_iter": 15, "tol": 0.0, **structure, **routing}
+    a = fit(MixtureOfExpertsClassifier(), X, y, **params)
+    b = fit(MixtureOfExpertsClassifier(), X, y, backend="torch", device="cpu", **params)
+    # Top-k EM hides a class from some expert, whose unpenalised intercept
+    # then diverges (to about -19 here) along a direction where the
+    # likelihood is flat to 1e-8: rounding moves it by 1e-7 relative, and
+    # no probability by more than 1e-15. Those experts are compared by
+    # their probabilities at 1e-8.
+    topk = routing["routing"] == "topk"
+    assert_same_model(a, b, expert_rtol=1e-5 if topk else None)
+    for expert_a, expert_b in zip(a.experts_, b.experts_, strict=True):
+        assert_close(expert_b.predict_proba(X), expert_a.predict_proba(X))
+    assert_close(b.predict_proba(X), a.predict_proba(X))
+    assert_close(b.predict_gate(torch.from_numpy(X)), a.predict_gate(X))
+    assert_close(b.log_likelihood(X, y), a.log_likelihood(X, y))
+    np.testing.assert_array_equal(b.predict(X), a.predict(X))
+
+
+def test_generic_experts_run_on_the_cpu_with_a_warning(regression):
+    X, y = regression
+    params = {"n_experts": 2, "random_state": 0, "max_iter": 5, "tol": 0.0}
+    a = fit(
+        MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=2)), X, y, **params
+    )
+    b = MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=2), backend="torch")
+    with pytest.warns(UserWarning, match="CPU with NumPy") as record:
+        fit(b, X, y, device="cpu", **params)
+    assert sum("CPU with NumPy" in str(w.message) for w in record) == 1
+    assert_close(b.predict(torch.from_numpy(X)), a.predict(X))
+    assert_close(b.noise_variance_, a.noise_variance_)
+
+
+def test_float32_stays_close_to_float64(regression):
+    params = {"n_experts": 3, "random_state": 0, "max_iter": 20, "tol": 0.0}
+    X, y = regression
+    reg = MixtureOfExpertsRegressor(backend="torch", device="cpu")
+    X32 = torch.from_numpy(X).float()
+    single = fit(reg, X32, torch.from_numpy(y).float(), **params).predict(X32)
+    assert single.dtype == torch.float32
+    assert single.device.type == "cpu"
+    double = fit(
+        MixtureOfExpertsRegressor(backend="torch"), X, y, device="cpu", **params
+    )
+    assert_close(single, double.predict(X), rtol=1e-4)
+
+    # Logistic experts whose unpenalised intercepts diverge amplify float32
+    # rounding through EM (to about 1e-4 after 20 iterations on the data
+    # of the fixture, with NumPy as with torch): the classifier is checked
+    # on less separable data, where the experts' fits stay bounded.
+    X, y = make_moe_classification(
+        n_samples=300, n_features=3, n_classes=2, expert_scale=1.0, random_state=0
+    )
+    clf = MixtureOfExpertsClassifier(backend="torch", device="cpu")
+    X32 = torch.from_numpy(X).float()
+    single = fit(clf, X32, y, **params).predict_proba(X32)
+    assert single.dtype == torch.float32
+    double = fit(
+        MixtureOfExpertsClassifier(backend="torch"), X, y, device="cpu", **params
+    )
+    assert_close(single, double.predict_proba(X), rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# Inputs and outputs
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_tensors_in_tensors_out(regression, classification, backend):
+    X, y = regression
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    reg = fit(
+        MixtureOfExpertsRegressor(n_experts=2, max_iter=5), Xt, yt, backend=backend
+    )
+    for out in [
+        reg.predict(Xt),
+        *reg.predict(Xt, return_std=True),
+        reg.predict_gate(Xt),
+        reg.apply(Xt),
+        reg.decision_path(Xt),
+        reg.log_likelihood(Xt, yt),
+    ]:
+        assert torch.is_tensor(out)
+    for out in [
+        reg.predict(X),
+        *reg.predict(X, return_std=True),
+        reg.predict_gate(X),
+        reg.apply(X),
+        reg.decision_path(X),
+        reg.log_likelihood(X, y),
+    ]:
+        assert isinstance(out, np.ndarray)
+    assert isinstance(reg.bic(Xt, yt), float)
+
+    X, y = classification
+    Xt = torch.from_numpy(X)
+    clf = fit(
+        MixtureOfExpertsClassifier(n_experts=2, max_iter=5), Xt, y, backend=backend
+    )
+    assert torch.is_tensor(clf.predict_proba(Xt))
+    assert torch.is_tensor(clf.predict(Xt))
+    assert isinstance(clf.predict(X), np.ndarray)
+    # Labels torch cannot hold stay NumPy.
+    labels = np.array(["a", "b", "c"])[y]
+    clf = fit(MixtureOfExpertsClassifier(n_experts=2, max_iter=5), Xt, labels)
+    assert clf.predict(Xt).dtype.kind == "U"
+
+
+def test_torch_fitted_model_holds_numpy_and_pickles(regression):
+    X, y = regression
+    moe = fit(
+        MixtureOfExpertsRegressor(hierarchy=(2, 2), max_iter=5, random_state=0),
+        torch.from_numpy(X),
+        torch.from_numpy(y),
+        backend="torch",
+        device="cpu",
+    )
+    arrays = [
+        *moe.gate_.coef,
+        moe.noise_variance_,
+        moe._expert_pool.coef_,
+        moe._expert_pool.intercept_,
+        moe._expert_pool.variance_,
+        *(e.coef_ for e in moe.experts_),
+    ]
+    assert all(type(a) is np.ndarray for a in arrays)
+    loaded = pickle.loads(pickle.dumps(moe))
+    np.testing.assert_array_equal(loaded.predict(X), moe.predict(X))
+    numpy_model = loaded.set_params(backend="numpy", device=None)
+    assert_close(numpy_model.predict(X), moe.predict(X))
+
+
+def test_numpy_model_predicts_on_torch(regression):
+    X, y = regression
+    moe = fit(MixtureOfExpertsRegressor(n_experts=2, max_iter=5), X, y)
+    expected = moe.predict(X)
+    out = moe.set_params(backend="torch", device="cpu").predict(torch.from_numpy(X))
+    assert torch.is_tensor(out)
+    assert_close(out, expected)
+
+
+def test_warm_start_continues_on_torch(regression):
+    X, y = regression
+    params = {"n_experts": 2, "max_iter": 3, "random_state": 0, "tol": 0.0}
+    moe = MixtureOfExpertsRegressor(warm_start=True, backend="torch", device="cpu")
+    fit(moe, X, y, **params)
+    first = moe.log_likelihood_history_[-1]
+    fit(moe, X, y)
+    assert moe.log_likelihood_history_[0] == pytest.approx(first)
+    assert type(moe.gate_.coef[0]) is np.ndarray
+
+
+def test_tensor_input_is_validated(regression):
+    X, y = regression
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    moe = MixtureOfExpertsRegressor(n_experts=2, max_iter=3, backend="torch")
+    bad = Xt.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        moe.fit(bad, yt)
+    with pytest.raises(ValueError, match="2D tensor"):
+        moe.fit(Xt[:, 0], yt)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        moe.fit(Xt, yt[:-1])
+    fit(moe, Xt.to(torch.int64), yt)  # integers become float64
+    assert moe.gate_.coef[0].dtype == np.float64
+    with pytest.raises(ValueError, match="features"):
+        moe.predict(Xt[:, :2])
+
+
+def test_device_is_checked(regression):
+    X, y = regression
+    with pytest.raises(ValueError, match="needs backend='torch'"):
+        MixtureOfExpertsRegressor(device="cuda").fit(X, y)
+    with pytest.raises(ValueError, match="not a torch device"):
+        MixtureOfExpertsRegressor(backend="torch", device="nowhere").fit(X, y)
+    with pytest.raises(TypeError, match="device must be"):
+        MixtureOfExpertsRegressor(backend="torch", device=3).fit(X, y)
+
+
+@pytest.mark.parametrize("module", ["torch", "array_api_compat"])
+def test_missing_torch_names_the_extra(regression, monkeypatch, module):
+    X, y = regression
+    monkeypatch.setitem(sys.modules, module, None)  # its import now fails
+    with pytest.raises(ImportError, match=r'pip install "skmoe\[torch\]"'):
+        MixtureOfExpertsRegressor(backend="torch").fit(X, y)
+    # The numpy path needs no torch.
+    fit(MixtureOfExpertsRegressor(n_experts=2, max_iter=3), X, y).predict(X)
+
+
+# ---------------------------------------------------------------------------
+# On a GPU
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@CUDA
+@pytest.mark.parametrize("structure", STRUCTURES, ids=["flat", "tree"])
+def test_cuda_agrees_with_numpy(regression, classification, structure):
+    params = {"random_state": 0, "max_iter": 15, "tol": 0.0, **structure}
+    X, y = regression
+    a = fit(MixtureOfExpertsRegressor(), X, y, **params)
+    b = fit(MixtureOfExpertsRegressor(backend="torch"), X, y, device="cuda", **params)
+    assert_same_model(a, b, rtol=1e-6)
+    X, y = classification
+    a = fit(MixtureOfExpertsClassifier(), X, y, **params)
+    b = fit(MixtureOfExpertsClassifier(backend="torch"), X, y, device="cuda", **params)
+    assert_same_model(a, b, rtol=1e-6)
+
+
+@pytest.mark.gpu
+@CUDA
+def test_cuda_tensors_stay_on_the_device(regression):
+    X, y = regression
+    Xc, yc = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+    moe = fit(
+        MixtureOfExpertsRegressor(n_experts=2, max_iter=5, backend="torch"), Xc, yc
+    )
+    assert moe.device is None  # cuda by default when available
+    assert moe.predict(Xc).device.type == "cuda"
+    assert moe.log_likelihood(Xc, yc).device.type == "cuda"
+    assert isinstance(moe.predict(X), np.ndarray)
+    assert type(moe.gate_.coef[0]) is np.ndarray
+    cpu = pickle.loads(pickle.dumps(moe)).set_params(backend="numpy")
+    assert_close(cpu.predict(X), moe.predict(X), rtol=1e-6)
