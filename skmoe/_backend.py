@@ -586,7 +586,7 @@ def batched_solve(A, B):
     dtype = B.dtype
     if not isinstance(A, np.ndarray):
         return astype(_torch_batched_solve(A, B), dtype)
-    A, B = A.astype(np.float64), B.astype(np.float64)
+    A, B = astype(A, np.float64), astype(B, np.float64)
     try:
         L = np.linalg.cholesky(A)
         out = np.squeeze(

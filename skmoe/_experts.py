@@ -150,6 +150,15 @@ class _ExpertPool:
     _arrays = ()
     runs_on_host = False
 
+    def gram_design(self, designs):
+        """Return the design whose Gram matrices the M-step takes, or None.
+
+        None (the default): the pool computes what it needs itself (each
+        logistic Newton step needs Gram matrices of its own; scikit-learn
+        experts fit from the data).
+        """
+        return None
+
     def map_arrays(self, function):
         """Replace every parameter array by ``function`` of it."""
         for name in self._arrays:
@@ -318,10 +327,6 @@ class LogisticExperts(_ExpertPool):
 
     _arrays = ("coef_",)
 
-    def gram_design(self, designs):
-        """Return None: each Newton step needs Gram matrices of its own."""
-        return None
-
     def predict_proba(self, X):
         """Return P_k(c | x), shape (n_samples, n_experts, n_classes)."""
         xp = get_namespace(X)
@@ -439,10 +444,6 @@ class _GenericExperts(_ExpertPool):
 
     def _keep_all_rows(self, y, weight):
         return False
-
-    def gram_design(self, designs):
-        """Return None: scikit-learn experts fit from the data themselves."""
-        return None
 
     def _fit_experts(self, X, y, weights):
         refit = [
