@@ -44,9 +44,12 @@ from skmoe._backend import (
     to_device,
     to_numpy,
 )
+from skmoe._blockwise import blockwise_em
+from skmoe._dask import is_dask_array
 from skmoe._gating import GateTree
 from skmoe._init import group_clusters, kmeans_labels, standardize
-from skmoe._routing import ROUTINGS, route_log_weights
+from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
+from skmoe._statistics import likelihood_statistics
 
 __all__ = ["BaseMixtureOfExperts"]
 
@@ -157,6 +160,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _make_expert_pool(self, estimators, y_encoded, sample_weight):
         """Return a fresh expert pool for cloned ``estimators``."""
+
+    @abstractmethod
+    def _supports_vectorized(self, estimator):
+        """Return whether ``estimator`` is served by a vectorized expert pool."""
 
     @abstractmethod
     def _check_expert(self, estimator):
@@ -561,29 +568,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _e_step(self, gate, pool, level_log_probas, log_expert, sample_weight):
         """Return (objective, mean bound, responsibilities).
 
-        The bound is what EM maximises: ``log sum_{k in S_i} g_k p_k`` over
-        the support ``S_i`` that the routing keeps of the joint posterior
-        (every expert for soft EM, the top k for truncated EM, the best for
-        classification EM). Keeping the k largest terms is the best k-sparse
-        E-step, so each E-step and M-step raises it (for soft routing it is
-        the log-likelihood itself). The objective adds the log-priors.
+        The bound is :func:`~skmoe._routing.log_posterior`'s (the
+        log-likelihood under soft routing); the objective adds the
+        log-priors, and is what EM never decreases.
         """
         log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
         xp = get_namespace(log_joint)
-        if self.routing == "soft":
-            # The gate is already normalised: one logsumexp gives both the
-            # likelihood and the posterior.
-            log_bound = logsumexp(log_joint, axis=1)
-            log_resp = log_joint - log_bound[:, None]
-        else:
-            log_resp = self._route(log_joint)
-            # At any kept entry, log_joint - log_resp is the log-sum over
-            # the kept support.
-            kept = xp.argmax(log_resp, axis=1)[:, None]
-            log_bound = (
-                xp.take_along_axis(log_joint, kept, axis=1)[:, 0]
-                - xp.take_along_axis(log_resp, kept, axis=1)[:, 0]
-            )
+        log_bound, log_resp = log_posterior(
+            log_joint, routing=self.routing, top_k=self.top_k
+        )
         # A NumPy scalar of the weights' precision, whatever the backend (as
         # NumPy's own sum gives it): the histories are NumPy floats.
         total = numpy_dtype(sample_weight.dtype).type(float(xp.sum(sample_weight)))
@@ -639,13 +632,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _e_step_pruning(self, gate, pool, level_log_probas, log_expert, sample_weight):
         """Return :meth:`_e_step`'s result after pruning the experts it starved."""
         e_step = self._e_step(gate, pool, level_log_probas, log_expert, sample_weight)
-        if self._prune_starving(gate, e_step[2], sample_weight):
+        resp = e_step[2]
+        mass = (sample_weight @ resp) / get_namespace(resp).mean(sample_weight)
+        if self._prune_starving(gate, to_numpy(mass)):
             e_step = self._e_step(
                 gate, pool, level_log_probas, log_expert, sample_weight
             )
         return e_step
 
-    def _prune_starving(self, gate, resp, sample_weight):
+    def _prune_starving(self, gate, mass):
         """Prune the experts whose responsibility mass starved; return if any.
 
         An expert with less than ``_MIN_EFFECTIVE_SAMPLES`` rows' worth of
@@ -656,9 +651,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         predictions; its parameters stay as they were. The objective of the
         iteration that prunes can drop by at most the pruned expert's share
         (less than one row's likelihood); EM climbs again from there.
+        ``mass`` is each expert's responsibility mass in rows of average
+        weight (NumPy).
         """
-        xp = get_namespace(resp)
-        mass = to_numpy((sample_weight @ resp) / xp.mean(sample_weight))
         starving = (mass < _MIN_EFFECTIVE_SAMPLES) & ~gate.pruned
         if not np.any(starving):
             return False
@@ -697,29 +692,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted estimator.
         """
+        if is_dask_array(X):
+            return self._fit_dask(X, y, sample_weight)
         continue_fit = self.warm_start and hasattr(self, "gate_")
         device = resolve_device(self.backend, self.device)
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=not continue_fit
         )
         y_encoded = self._encode_targets(y, reset=not continue_fit)
-        hierarchy = self._resolve_hierarchy()
-        n_leaves = math.prod(hierarchy)
-        if self.routing == "topk" and self.top_k > n_leaves:
-            raise ValueError(
-                f"top_k={self.top_k} is larger than the number of experts ({n_leaves})."
-            )
-        if X.shape[0] < n_leaves:
-            raise ValueError(
-                f"n_samples={X.shape[0]} should be >= n_experts={n_leaves}: "
-                "every expert needs at least one sample."
-            )
-        gate_idx = self._resolve_gate_features(X.shape[1])
-        if continue_fit and tuple(self.gate_.hierarchy) != hierarchy:
-            raise ValueError(
-                "warm_start=True cannot change the number of experts or the "
-                f"hierarchy (fitted {self.gate_.hierarchy}, asked {hierarchy})."
-            )
+        hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
 
         host = X if isinstance(X, np.ndarray) else None
         X, y_encoded, sample_weight = self._fit_device(
@@ -767,6 +748,42 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if best is None or objectives[-1] > best[0][-1]:
                 best = (objectives, log_liks, converged, n_iter, gate, pool)
 
+        def routed_log_likelihood(gate, pool):
+            log_lik = self._log_likelihood(gate, pool, X, y_encoded)
+            return float(sample_weight @ log_lik) / float(sample_weight.sum())
+
+        self._set_fitted(best, histories, hierarchy, X.shape[1], routed_log_likelihood)
+        return self
+
+    def _check_structure(self, shape, continue_fit):
+        """Return the hierarchy and gate columns, checked against the data."""
+        n_samples, n_features = shape
+        hierarchy = self._resolve_hierarchy()
+        n_leaves = math.prod(hierarchy)
+        if self.routing == "topk" and self.top_k > n_leaves:
+            raise ValueError(
+                f"top_k={self.top_k} is larger than the number of experts ({n_leaves})."
+            )
+        if n_samples < n_leaves:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_experts={n_leaves}: "
+                "every expert needs at least one sample."
+            )
+        gate_idx = self._resolve_gate_features(n_features)
+        if continue_fit and tuple(self.gate_.hierarchy) != hierarchy:
+            raise ValueError(
+                "warm_start=True cannot change the number of experts or the "
+                f"hierarchy (fitted {self.gate_.hierarchy}, asked {hierarchy})."
+            )
+        return hierarchy, gate_idx
+
+    def _set_fitted(self, best, histories, hierarchy, n_features, routed_log_lik):
+        """Set the fitted attributes from the best run.
+
+        ``routed_log_lik(gate, pool)`` returns the mean log-likelihood of the
+        training data under the prediction's routing (needed when it is not
+        the E-step's bound, i.e. unless routing is soft).
+        """
         objectives, log_liks, converged, n_iter, gate, pool = best
         # Fitted attributes are NumPy whatever the backend: a model fitted on
         # a GPU pickles, loads without torch and predicts anywhere.
@@ -774,17 +791,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         pool.map_arrays(to_numpy)
         if not converged:
             warnings.warn(
-                f"The best of {n_init} EM run(s) did not converge in "
+                f"The best of {len(histories)} EM run(s) did not converge in "
                 f"{self.max_iter} iterations; increase max_iter or tol, or "
                 "check the data.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         self.gate_ = gate
         self._expert_pool = pool
-        self.experts_ = pool.to_estimators(X.shape[1])
+        self.experts_ = pool.to_estimators(n_features)
         self.hierarchy_ = hierarchy
-        self.n_experts_ = n_leaves
+        self.n_experts_ = math.prod(hierarchy)
         self.n_iter_ = n_iter
         self.n_pruned_experts_ = int(gate.pruned.sum())
         self.converged_ = converged
@@ -795,11 +812,115 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # Soft EM's bound is the likelihood: the last E-step computed it.
             self.log_likelihood_ = log_liks[-1]
         else:
-            self.log_likelihood_ = float(
-                sample_weight @ self._log_likelihood(gate, pool, X, y_encoded)
-            ) / float(sample_weight.sum())
+            self.log_likelihood_ = routed_log_lik(gate, pool)
         self._after_fit(pool)
+
+    # Dask arrays ---------------------------------------------------------------
+
+    def _fit_dask(self, X, y, sample_weight):
+        """Fit on a dask array: EM on its blocks, where Dask holds them.
+
+        The start is fitted in memory on a random sample of at most
+        ``_INIT_GATE_MAX_ROWS`` rows (all rows when there are no more); EM
+        then runs on all rows by :func:`~skmoe._blockwise.blockwise_em`,
+        whose iterations are those of the in-memory EM.
+        """
+        from skmoe._dask import (
+            DaskBlocks,
+            check_dask_data,
+            compute,
+            encode_labels,
+            unique_labels,
+        )
+
+        if self.backend != "numpy":
+            raise ValueError(
+                "A dask array is fitted on its blocks with NumPy: use "
+                f"backend='numpy' (got backend={self.backend!r})."
+            )
+        if not self._has_vectorized_experts():
+            raise TypeError(
+                "Fitting a dask array needs experts whose M-step works on "
+                "sufficient statistics: LinearRegression or Ridge (regressor), "
+                "LogisticRegression (classifier), or the default; got "
+                f"{self._expert_description()}. Fit generic experts on an "
+                "in-memory array (joblib's Dask backend can run their fits "
+                "on the cluster)."
+            )
+        continue_fit = self.warm_start and hasattr(self, "gate_")
+        X, y, sample_weight = check_dask_data(
+            X, y, sample_weight, classifier=self._is_classifier()
+        )
+        self._record_dask_features(X, reset=not continue_fit)
+        if self._is_classifier():
+            labels = unique_labels(y)
+            self._encode_targets(labels, reset=not continue_fit)
+            y_encoded = encode_labels(y, self.classes_)
+        else:
+            y_encoded = y
+        hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
+        blocks = DaskBlocks(X, y_encoded, sample_weight)
+        rs = check_random_state(self.random_state)
+        best = None
+        histories = []
+        n_init = 1 if continue_fit else self.n_init
+        for init in range(n_init):
+            if continue_fit:
+                gate, pool = self.gate_, self._expert_pool
+            else:
+                rows, _ = self._start_rows(X.shape[0], rs)
+                if rows is None:
+                    sample = compute(X, y_encoded, sample_weight)
+                else:
+                    sample = compute(X[rows], y_encoded[rows], sample_weight[rows])
+                Xs, ys, ws = (np.asarray(a) for a in sample)
+                gate, pool = self._initialize(
+                    DesignCache(Xs, host=Xs), ys, ws, hierarchy, gate_idx, rs
+                )
+            objectives, log_liks, converged, n_iter = blockwise_em(
+                self, gate, pool, blocks, max_iter=self.max_iter, init=init
+            )
+            histories.append(np.asarray(log_liks))
+            if best is None or objectives[-1] > best[0][-1]:
+                best = (objectives, log_liks, converged, n_iter, gate, pool)
+
+        def routed_log_likelihood(gate, pool):
+            found = blocks.sum(
+                likelihood_statistics,
+                gate=gate,
+                pool=pool,
+                routing=self.routing,
+                top_k=self.top_k,
+            )
+            return float(found["log_likelihood"]) / float(found["weight"])
+
+        self._set_fitted(best, histories, hierarchy, X.shape[1], routed_log_likelihood)
         return self
+
+    def _record_dask_features(self, X, *, reset):
+        """Record or check ``n_features_in_`` for a dask array (no names)."""
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+
+    def _has_vectorized_experts(self):
+        """Return whether the experts are one vectorized pool (not generic)."""
+        if isinstance(self.estimator, list):
+            return False
+        return self._supports_vectorized(
+            self._default_expert() if self.estimator is None else self.estimator
+        )
+
+    def _expert_description(self):
+        if isinstance(self.estimator, list):
+            return "a list of estimators"
+        return type(self.estimator).__name__
 
     def _after_fit(self, pool):
         """Set estimator-specific fitted attributes."""

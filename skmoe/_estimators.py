@@ -297,6 +297,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _check_expert(self, estimator):
         self._check_sample_weight_support(estimator)
 
+    def _supports_vectorized(self, estimator):
+        return supports_vectorized_linear(estimator)
+
     def _encode_targets(self, y, *, reset):
         return y.astype(np.float64 if y.dtype.kind != "f" else y.dtype, copy=False)
 
@@ -469,6 +472,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 "experts must give class probabilities (for SVC, set "
                 "probability=True)."
             )
+
+    def _supports_vectorized(self, estimator):
+        return supports_vectorized_logistic(estimator)
 
     def _encode_targets(self, y, *, reset):
         """Return class indices (the likelihood's column of each sample)."""

@@ -215,41 +215,72 @@ class LinearGaussianExperts(_ExpertPool):
         (what the next E-step needs), from the predictions the variance
         update already made.
         """
-        X = designs.source
-        xp = get_namespace(X)
         design = self.gram_design(designs)
-        Xa = design.X
-        n_features = X.shape[1]
         if gram is None:
             gram = design.gram(weights)
-        moment = (Xa.T @ (weights * y[:, None])).T
-        penalty = xp.full((Xa.shape[1],), self.alpha, dtype=X.dtype, device=device(X))
+        xp = get_namespace(weights)
+        mass = xp.sum(weights, axis=0)
+        self.solve(gram, self.moment(design, y, weights), mass)
+        means = self.predict(designs.source)
+        ssr = xp.sum(weights * (y[:, None] - means) ** 2, axis=0)
+        self.update_variance(ssr, mass)
+        return gaussian_log_likelihood(y, means, self.variance_)
+
+    @staticmethod
+    def moment(design, y, weights):
+        """Return ``X.T @ (weights[:, k] * y)`` for every expert, shape (K, p)."""
+        return (design.X.T @ (weights * y[:, None])).T
+
+    def solve(self, gram, moment, mass):
+        """Set the coefficients from weighted Gram matrices and moments.
+
+        The statistics may come from one array (the M-step), be summed over
+        blocks of rows (a Dask fit) or averaged over mini-batches (stepwise
+        EM): the solution is the weighted (ridge) least squares of their
+        rows. Experts whose ``mass`` is below ``MIN_EXPERT_WEIGHT`` keep
+        their coefficients.
+
+        Parameters
+        ----------
+        gram : array of shape (K, p, p)
+            Weighted Gram matrices of the design (intercept column last).
+        moment : array of shape (K, p)
+        mass : array of shape (K,)
+            Total weight of each expert.
+        """
+        xp = get_namespace(gram)
+        p = gram.shape[-1]
+        n_features = p - int(self.fit_intercept)
+        penalty = xp.full((p,), self.alpha, dtype=gram.dtype, device=device(gram))
         if self.fit_intercept:
             penalty[-1] = 0.0
         gram = gram + penalty[None, :, None] * xp.eye(
-            Xa.shape[1], dtype=X.dtype, device=device(X)
+            p, dtype=gram.dtype, device=device(gram)
         )
         solution = batched_solve(gram, moment)
-
-        refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
+        refit = mass > MIN_EXPERT_WEIGHT
         if self.coef_ is None:
             shape = (self.n_experts, n_features)
-            self.coef_ = xp.zeros(shape, dtype=X.dtype, device=device(X))
-            self.intercept_ = xp.zeros(shape[:1], dtype=X.dtype, device=device(X))
-            self.variance_ = asarray_like(self.variance_, X)
+            self.coef_ = xp.zeros(shape, dtype=moment.dtype, device=device(gram))
+            self.intercept_ = xp.zeros(
+                shape[:1], dtype=moment.dtype, device=device(gram)
+            )
+            self.variance_ = asarray_like(self.variance_, moment)
         self.coef_[refit] = solution[refit, :n_features]
         if self.fit_intercept:
             self.intercept_[refit] = solution[refit, n_features]
-        means = self.predict(X)
-        variance = noise_variance_map(
-            y,
-            means,
-            weights,
-            reg_variance=self.reg_variance,
-            prior_variance=self.prior_variance,
+
+    def update_variance(self, ssr, mass):
+        """Set the noise variances from weighted sums of squared residuals.
+
+        The MAP value of :func:`noise_variance_map`; experts whose ``mass``
+        is below ``MIN_EXPERT_WEIGHT`` keep theirs.
+        """
+        variance = (ssr + self.reg_variance * self.prior_variance) / (
+            mass + self.reg_variance
         )
+        refit = mass > MIN_EXPERT_WEIGHT
         self.variance_[refit] = variance[refit]
-        return gaussian_log_likelihood(y, means, self.variance_)
 
     def log_prior(self):
         """Return the log-prior of the noise variances."""

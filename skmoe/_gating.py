@@ -360,6 +360,53 @@ class GateTree:
         )
         return log_proba - logsumexp(log_proba, axis=1, keepdims=True)
 
+    def problems(self, leaf_posterior, sample_weight):
+        """Return every level's softmax problems given the leaves' posterior.
+
+        Node j's soft targets are its children's share of the posterior mass
+        that reaches j, with sample weights ``w_i h_ij`` (DESIGN.md §2).
+
+        Parameters
+        ----------
+        leaf_posterior : array of shape (n_samples, n_leaves)
+            Posterior responsibilities of the leaves.
+        sample_weight : array of shape (n_samples,)
+            Weights of the samples.
+
+        Returns
+        -------
+        problems : list of (targets, weights)
+            Per level, targets of shape (n_samples, n_nodes_l, b_l) and
+            weights of shape (n_samples, n_nodes_l).
+        """
+        xp = get_namespace(leaf_posterior)
+        n_samples = leaf_posterior.shape[0]
+        posteriors = node_posteriors(leaf_posterior, self.hierarchy)
+        problems = []
+        for level, b in enumerate(self.hierarchy):
+            reach = posteriors[level]
+            children = xp.reshape(posteriors[level + 1], (n_samples, -1, b))
+            safe = xp.where(reach > 0, reach, 1.0)
+            problems.append(
+                (children / safe[:, :, None], sample_weight[:, None] * reach)
+            )
+        return problems
+
+    def design(self, designs):
+        """Return the gate's design (its columns with an intercept) from a cache.
+
+        Parameters
+        ----------
+        designs : DesignCache
+            The designs of the rows at hand.
+
+        Returns
+        -------
+        design : Design
+            The cached design of ``feature_indices`` with an intercept.
+        """
+        return designs.get(columns=self.feature_indices, intercept=True)
+
     def m_step(
         self,
         designs,
@@ -412,18 +459,9 @@ class GateTree:
         """
         xp = get_namespace(leaf_posterior)
         design = designs.get(columns=self.feature_indices, intercept=True)
-        n_samples = leaf_posterior.shape[0]
-        posteriors = node_posteriors(leaf_posterior, self.hierarchy)
         if level_log_probas is None:
             level_log_probas = [softmax_log_proba(design.X, coef) for coef in self.coef]
-        problems = []
-        for level, b in enumerate(self.hierarchy):
-            reach = posteriors[level]
-            children = xp.reshape(posteriors[level + 1], (n_samples, -1, b))
-            safe = xp.where(reach > 0, reach, 1.0)
-            problems.append(
-                (children / safe[:, :, None], sample_weight[:, None] * reach)
-            )
+        problems = self.problems(leaf_posterior, sample_weight)
 
         # One pass over X for the first Newton step of every level and for
         # the shared Gram matrices.

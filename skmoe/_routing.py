@@ -12,9 +12,15 @@ The result is always normalised log-weights: entries that are routed away
 are ``-inf`` and the others sum to one in probability space.
 """
 
-from skmoe._backend import device, get_namespace, log_softmax, top_k_mask
+from skmoe._backend import (
+    device,
+    get_namespace,
+    log_softmax,
+    logsumexp,
+    top_k_mask,
+)
 
-__all__ = ["ROUTINGS", "route_log_weights"]
+__all__ = ["ROUTINGS", "log_posterior", "route_log_weights"]
 
 ROUTINGS = ("soft", "hard", "topk")
 
@@ -56,6 +62,46 @@ def route_log_weights(log_weights, *, routing="soft", top_k=2):
     raise ValueError(
         f"routing must be one of {ROUTINGS}, got {routing!r}."
     )  # pragma: no cover - validated by the estimators
+
+
+def log_posterior(log_joint, *, routing="soft", top_k=2):
+    """Return the E-step's bound and log-responsibilities for a routing.
+
+    The bound is what EM maximises: ``log sum_{k in S_i} g_k p_k`` over the
+    support ``S_i`` that the routing keeps of the joint posterior (every
+    expert for soft EM, the top k for truncated EM, the best for
+    classification EM). Keeping the k largest terms is the best k-sparse
+    E-step, so each E-step and M-step raises it (for soft routing it is the
+    log-likelihood itself).
+
+    Parameters
+    ----------
+    log_joint : array of shape (n_samples, n_experts)
+        ``log g_k(x_i) + log p_k(y_i | x_i)``, with a normalised gate.
+    routing : {"soft", "hard", "topk"}, default="soft"
+    top_k : int, default=2
+
+    Returns
+    -------
+    log_bound : array of shape (n_samples,)
+    log_resp : array of shape (n_samples, n_experts)
+        Log-responsibilities, ``-inf`` where routed away.
+    """
+    xp = get_namespace(log_joint)
+    if routing == "soft":
+        # The gate is already normalised: one logsumexp gives both the
+        # likelihood and the posterior.
+        log_bound = logsumexp(log_joint, axis=1)
+        return log_bound, log_joint - log_bound[:, None]
+    log_resp = route_log_weights(log_joint, routing=routing, top_k=top_k)
+    # At any kept entry, log_joint - log_resp is the log-sum over the kept
+    # support.
+    kept = xp.argmax(log_resp, axis=1)[:, None]
+    log_bound = (
+        xp.take_along_axis(log_joint, kept, axis=1)[:, 0]
+        - xp.take_along_axis(log_resp, kept, axis=1)[:, 0]
+    )
+    return log_bound, log_resp
 
 
 def _scalar(value, like):

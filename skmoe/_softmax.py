@@ -19,10 +19,16 @@ from skmoe._backend import (
 )
 
 __all__ = [
+    "centred_trial",
+    "newton_direction",
     "softmax_curvature_weights",
+    "softmax_fit",
+    "softmax_gradient",
+    "softmax_hessian",
     "softmax_log_proba",
     "softmax_newton_step",
     "softmax_objective",
+    "softmax_penalty",
     "uses_full_hessian",
 ]
 
@@ -67,12 +73,37 @@ def softmax_log_proba(Xa, coef):
     return log_softmax(logits, axis=-1)
 
 
+def softmax_fit(log_proba, targets, weights):
+    """Return each problem's weighted soft-target log-likelihood (a sum over rows)."""
+    xp = get_namespace(log_proba)
+    return xp.sum(weights * reduce_sum(targets * log_proba, axis=-1), axis=0)
+
+
+def softmax_penalty(coef, alpha):
+    """Return each problem's L2 penalty on its non-intercept coefficients."""
+    xp = get_namespace(coef)
+    return 0.5 * alpha * xp.sum(coef[:, :-1, :] ** 2, axis=(1, 2))
+
+
 def softmax_objective(log_proba, targets, weights, coef, alpha):
     """Return each problem's weighted soft-target log-likelihood minus its penalty."""
-    xp = get_namespace(log_proba)
-    fit = xp.sum(weights * reduce_sum(targets * log_proba, axis=-1), axis=0)
-    penalty = 0.5 * alpha * xp.sum(coef[:, :-1, :] ** 2, axis=(1, 2))
-    return fit - penalty
+    return softmax_fit(log_proba, targets, weights) - softmax_penalty(coef, alpha)
+
+
+def softmax_gradient(Xa, proba, targets, weights):
+    """Return the gradient of each problem's fit (unpenalised), a sum over rows.
+
+    Returns
+    -------
+    gradient : array of shape (n_problems, p, n_classes)
+    """
+    xp = get_namespace(proba)
+    residual = weights[:, :, None] * (targets - proba)
+    n_samples, n_problems, n_classes = residual.shape
+    gradient = Xa.T @ xp.reshape(residual, (n_samples, -1))
+    return xp.permute_dims(
+        xp.reshape(gradient, (Xa.shape[1], n_problems, n_classes)), (1, 0, 2)
+    )
 
 
 def uses_full_hessian(solver, n_classes, p):
@@ -141,7 +172,7 @@ def softmax_curvature_weights(proba, weights, *, full):
     return xp.reshape(V, (-1, n_samples)).T
 
 
-def _hessian(gram, n_problems, n_classes, *, full):
+def softmax_hessian(gram, n_problems, n_classes, *, full):
     """Assemble each problem's Hessian from its curvature Gram matrices.
 
     With ``full=True`` the whole (b p) x (b p) Hessian of a problem; otherwise
@@ -162,8 +193,13 @@ def _hessian(gram, n_problems, n_classes, *, full):
     return xp.reshape(hessian, (n_problems, n_classes * p, n_classes * p))
 
 
-def _newton_direction(curvature, gradient, alpha, *, full):
-    """Solve the (penalised, jittered) Newton system for every problem."""
+def newton_direction(curvature, gradient, alpha, *, full):
+    """Solve the (penalised, jittered) Newton system for every problem.
+
+    ``curvature`` is :func:`softmax_hessian`'s (the fit's, unpenalised) and
+    ``gradient`` the penalised objective's; the penalty's curvature is
+    added here.
+    """
     xp = get_namespace(curvature, gradient)
     # Solved in float64 whatever the data's precision: in float32 the jitter
     # below is lost, and the near-singular shift direction then gets a huge
@@ -196,6 +232,18 @@ def _newton_direction(curvature, gradient, alpha, *, full):
         )
         step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
     return astype(xp.permute_dims(step, (0, 2, 1)), dtype)
+
+
+def centred_trial(coef, step, step_size):
+    """Return ``coef + step_size * step`` with its intercepts centred.
+
+    The intercepts are unpenalised and defined only up to a common shift:
+    centring them keeps repeated fits from drifting.
+    """
+    xp = get_namespace(coef)
+    trial = coef + step_size * step
+    trial[:, -1, :] -= xp.mean(trial[:, -1, :], axis=1, keepdims=True)
+    return trial
 
 
 def softmax_newton_step(
@@ -254,18 +302,14 @@ def softmax_newton_step(
     proba = xp.exp(log_proba)
     objective = softmax_objective(log_proba, targets, weights, coef, alpha)
 
-    residual = weights[:, :, None] * (targets - proba)
-    n_samples, n_problems, _ = residual.shape
-    gradient = Xa.T @ xp.reshape(residual, (n_samples, -1))
-    gradient = xp.permute_dims(
-        xp.reshape(gradient, (Xa.shape[1], n_problems, n_classes)), (1, 0, 2)
-    )
+    n_problems = coef.shape[0]
+    gradient = softmax_gradient(Xa, proba, targets, weights)
     gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
 
     if gram is None:
         gram = design.gram(softmax_curvature_weights(proba, weights, full=full))
-    curvature = _hessian(gram, n_problems, n_classes, full=full)
-    step = _newton_direction(curvature, gradient, alpha, full=full)
+    curvature = softmax_hessian(gram, n_problems, n_classes, full=full)
+    step = newton_direction(curvature, gradient, alpha, full=full)
 
     accepted = xp.zeros((n_problems,), dtype=xp.bool, device=device(coef))
     new_coef = xp.asarray(coef, copy=True)
@@ -274,11 +318,7 @@ def softmax_newton_step(
     step_size = 1.0
     floor = objective - _ROUNDING_SLACK * xp.abs(objective)
     for _ in range(_MAX_HALVINGS):
-        trial = coef + step_size * step
-        # The intercepts are unpenalised and defined only up to a common
-        # shift: centre them, so that repeated fits do not drift, before
-        # the trial's probabilities are computed and handed back.
-        trial[:, -1, :] -= xp.mean(trial[:, -1, :], axis=1, keepdims=True)
+        trial = centred_trial(coef, step, step_size)
         trial_log_proba = softmax_log_proba(Xa, trial)
         trial_objective = softmax_objective(
             trial_log_proba, targets, weights, trial, alpha

@@ -19,6 +19,8 @@ LAYERS = [
     {"__init__"},
     {"_estimators", "_scoring"},
     {"_base"},
+    {"_blockwise", "_dask", "_stepwise"},
+    {"_statistics"},
     {"_gating", "_experts", "_routing", "_init"},
     {"_softmax"},
     {"_backend"},
@@ -65,6 +67,16 @@ def test_only_the_backend_imports_torch():
         assert "array_api_compat" not in text, path.name
 
 
+def test_only_the_dask_module_imports_dask():
+    # The dask extra is optional: one module imports it, lazily.
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "_dask":
+            continue
+        text = path.read_text()
+        assert "import dask" not in text, path.name
+        assert "from dask" not in text, path.name
+
+
 def test_torch_is_not_imported_by_the_numpy_path():
     code = (
         "import sys\n"
@@ -75,6 +87,7 @@ def test_torch_is_not_imported_by_the_numpy_path():
         "moe.fit(X, y).predict(X)\n"
         "assert 'torch' not in sys.modules\n"
         "assert 'array_api_compat' not in sys.modules\n"
+        "assert 'dask' not in sys.modules\n"
     )
     subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code],

@@ -1,0 +1,292 @@
+"""EM over blocks of rows: the in-memory algorithm, as sums of statistics.
+
+When the data is a set of row blocks (a Dask array on a cluster), every EM
+iteration maps :mod:`skmoe._statistics` over the blocks and reduces the
+sums; the M-steps are then taken once, from the sums, by the same rules as
+the in-memory EM:
+
+* linear experts: the batched least-squares solve of the summed Gram
+  matrices and moments, then their variances from one more pass (the
+  squared residuals at the new coefficients);
+* gates: one Newton step per gate from the summed gradients and curvature,
+  with the same backtracking line search, whose trial step sizes are scored
+  a few at a time in one pass;
+* logistic experts: Newton steps to convergence, each from a pass for its
+  statistics and a pass for its line search.
+
+Same start, same steps: the fit agrees with the in-memory one to rounding.
+A source of blocks is any object with ``n_rows`` and ``sum(function,
+**kwargs)`` (the sum over blocks of ``function(X, y, sample_weight,
+**kwargs)``): :class:`ArrayBlocks` here, ``DaskBlocks`` in ``_dask``.
+"""
+
+import copy
+
+import numpy as np
+
+from skmoe._experts import MIN_EXPERT_WEIGHT, LinearGaussianExperts
+from skmoe._softmax import (
+    centred_trial,
+    newton_direction,
+    softmax_hessian,
+    softmax_penalty,
+    uses_full_hessian,
+)
+from skmoe._statistics import (
+    em_statistics,
+    expert_statistics,
+    sum_statistics,
+    trial_statistics,
+)
+
+__all__ = ["ArrayBlocks", "blockwise_em"]
+
+# Trial step sizes of a line search scored per pass over the blocks: the
+# first (the full step) is nearly always accepted, and each pass costs a
+# read of the data, so a few halvings ride along.
+_TRIALS_PER_PASS = 4
+# As in the in-memory line search (``_softmax``).
+_MAX_HALVINGS = 30
+_ROUNDING_SLACK = 1e-12
+# As in ``LogisticExperts.m_step``.
+_LOGISTIC_MAX_NEWTON = 10
+_LOGISTIC_GAIN_TOL = 1e-12
+
+
+class ArrayBlocks:
+    """Row blocks of in-memory arrays, summed one after the other.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    sample_weight : ndarray of shape (n_samples,)
+    block_rows : int
+        Rows per block (the last block may be shorter).
+    """
+
+    def __init__(self, X, y, sample_weight, *, block_rows):
+        self.blocks = [
+            (
+                X[start : start + block_rows],
+                y[start : start + block_rows],
+                sample_weight[start : start + block_rows],
+            )
+            for start in range(0, X.shape[0], block_rows)
+        ]
+        self.n_rows = X.shape[0]
+
+    def sum(self, function, **kwargs):
+        """Return the sum over blocks of ``function(X, y, sample_weight, **kwargs)``."""
+        return sum_statistics(function(*block, **kwargs) for block in self.blocks)
+
+
+# ---------------------------------------------------------------------------
+# The EM loop
+# ---------------------------------------------------------------------------
+
+
+def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
+    """Run EM on blocks from a fitted start; return history and convergence.
+
+    The blockwise twin of ``BaseMixtureOfExperts._fit_once``: the same
+    objective, pruning, convergence test and verbose output.
+
+    Parameters
+    ----------
+    estimator : BaseMixtureOfExperts
+        Gives the routing, penalties, ``tol`` and ``verbose``, and prunes.
+    gate : GateTree
+    pool : LinearGaussianExperts or LogisticExperts
+        The start; updated in place.
+    blocks : ArrayBlocks or DaskBlocks
+    max_iter : int
+    init : int, default=None
+        Number of the initialisation, for verbose output.
+
+    Returns
+    -------
+    objectives, log_likelihoods : list of float
+    converged : bool
+    n_iter : int
+    """
+    options = {"routing": estimator.routing, "top_k": estimator.top_k}
+    statistics = _e_step(estimator, gate, pool, blocks, options)
+    objective, log_lik = _objective(estimator, gate, pool, statistics)
+    objectives, log_liks = [objective], [log_lik]
+    converged, n_iter = False, 0
+    for n_iter in range(1, max_iter + 1):
+        previous = objective
+        m_step(gate, pool, blocks, statistics, alpha=estimator.gate_alpha, **options)
+        statistics = _e_step(estimator, gate, pool, blocks, options)
+        objective, log_lik = _objective(estimator, gate, pool, statistics)
+        objectives.append(objective)
+        log_liks.append(log_lik)
+        change = objective - previous
+        if estimator.verbose > 1 or (estimator.verbose and init is not None):
+            label = "candidate start" if init is None else f"Initialization {init}"
+            print(
+                f"{label}, iteration {n_iter} (blockwise): "
+                f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
+            )
+        if abs(change) < estimator.tol:
+            converged = True
+            break
+    return objectives, log_liks, converged, n_iter
+
+
+def _e_step(estimator, gate, pool, blocks, options):
+    """Return the statistics at the model, after pruning starving experts."""
+    statistics = blocks.sum(em_statistics, gate=gate, pool=pool, **options)
+    mean_weight = statistics["weight"] / statistics["n_rows"]
+    if estimator._prune_starving(gate, statistics["mass"] / mean_weight):
+        statistics = blocks.sum(em_statistics, gate=gate, pool=pool, **options)
+    return statistics
+
+
+def _objective(estimator, gate, pool, statistics):
+    """Return (objective, mean bound) as ``_e_step`` of the base computes them."""
+    total = float(statistics["weight"])
+    mean_bound = float(statistics["bound"]) / total
+    log_prior = pool.log_prior() + gate.log_prior(estimator.gate_alpha)
+    return mean_bound + log_prior / total, mean_bound
+
+
+# ---------------------------------------------------------------------------
+# The M-step from summed statistics
+# ---------------------------------------------------------------------------
+
+
+def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
+    """Update the model in place from the statistics of its E-step.
+
+    Every further pass scores its trials on the E-step of the model as it
+    was (a frozen copy): the M-step fits the responsibilities it started
+    from, as the in-memory M-step does.
+    """
+    model = {
+        "gate": copy.deepcopy(gate),
+        "pool": copy.deepcopy(pool),
+        "routing": routing,
+        "top_k": top_k,
+    }
+    gate_steps = [
+        _newton_step(coef, level["fit"], level["gradient"], level["gram"], alpha)
+        for coef, level in zip(gate.coef, statistics["gates"], strict=True)
+    ]
+    experts = statistics["experts"]
+    linear = isinstance(pool, LinearGaussianExperts)
+    if linear:
+        pool.solve(experts["gram"], experts["moment"], statistics["mass"])
+        linear_coef = (pool.coef_, pool.intercept_)
+    else:
+        linear_coef = None
+
+    def score(trials, linear_coef):
+        found = blocks.sum(
+            trial_statistics, gate_trials=trials, linear_coef=linear_coef, **model
+        )
+        return found["gates"], found.get("squared_residuals")
+
+    gate.coef, _, squared_residuals = _line_search(
+        gate.coef, gate_steps, score, linear_coef
+    )
+    if linear:
+        pool.update_variance(squared_residuals, statistics["mass"])
+    else:
+        _logistic_m_step(pool, blocks, statistics, model)
+
+
+def _newton_step(coef, fit, gradient, gram, alpha):
+    """Return (objective, step) of softmax problems from their statistics."""
+    n_problems, p, n_classes = coef.shape
+    full = uses_full_hessian("auto", n_classes, p)
+    gradient = np.array(gradient, dtype=coef.dtype)
+    gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
+    curvature = softmax_hessian(
+        gram.astype(coef.dtype), n_problems, n_classes, full=full
+    )
+    step = newton_direction(curvature, gradient, alpha, full=full)
+    return fit - softmax_penalty(coef, alpha), step, alpha
+
+
+def _line_search(coefs, steps, score, linear_coef=None):
+    """Backtrack every problem of every batch, a few step sizes per pass.
+
+    Each problem takes the largest halving of its step whose objective
+    loses no more than rounding, as ``softmax_newton_step`` does; problems
+    that find none keep their coefficients.
+
+    Parameters
+    ----------
+    coefs : list of ndarray of shape (P, p, b)
+        Current coefficients of each batch of problems.
+    steps : list of (objective, step, alpha)
+        From :func:`_newton_step`, per batch.
+    score : callable
+        ``score(trials, linear_coef)`` returns the trials' fits per batch,
+        each (n_trials, P), and whatever the pass computed for
+        ``linear_coef`` (asked on the first pass only).
+
+    Returns
+    -------
+    coefs : list of ndarray
+        The accepted coefficients.
+    gains : list of ndarray of shape (P,)
+        Each problem's increase of its objective (0 where none was found).
+    extra : object
+        What the first pass returned for ``linear_coef``.
+    """
+    new_coefs = [np.array(coef, copy=True) for coef in coefs]
+    accepted = [np.zeros(coef.shape[0], dtype=bool) for coef in coefs]
+    gains = [np.zeros(coef.shape[0]) for coef in coefs]
+    extra = None
+    for first in range(0, _MAX_HALVINGS, _TRIALS_PER_PASS):
+        sizes = [
+            0.5**h for h in range(first, min(first + _TRIALS_PER_PASS, _MAX_HALVINGS))
+        ]
+        trials = [
+            np.stack([centred_trial(coef, step, size) for size in sizes])
+            for coef, (_, step, _) in zip(coefs, steps, strict=True)
+        ]
+        fits, found = score(trials, linear_coef if first == 0 else None)
+        if first == 0:
+            extra = found
+        for j, (objective, _, alpha) in enumerate(steps):
+            floor = objective - _ROUNDING_SLACK * np.abs(objective)
+            for t in range(len(sizes)):
+                trial_objective = fits[j][t] - softmax_penalty(trials[j][t], alpha)
+                improved = (trial_objective >= floor) & ~accepted[j]
+                new_coefs[j][improved] = trials[j][t][improved]
+                gains[j][improved] = (trial_objective - objective)[improved]
+                accepted[j] |= improved
+        if all(np.all(a) for a in accepted):
+            break
+    return new_coefs, gains, extra
+
+
+def _logistic_m_step(pool, blocks, statistics, model):
+    """Newton steps of the logistic experts to convergence, as in memory."""
+    mass = statistics["mass"]
+    refit = mass > MIN_EXPERT_WEIGHT
+    coef = np.array(pool.coef_, copy=True)
+    scale = 1.0 + float(np.sum(mass))
+    experts = statistics["experts"]
+    for iteration in range(_LOGISTIC_MAX_NEWTON):
+        if iteration:
+            experts = blocks.sum(expert_statistics, coef=coef, **model)
+        objective, step, alpha = _newton_step(
+            coef, experts["fit"], experts["gradient"], experts["gram"], pool.alpha
+        )
+        # Experts that are not refit keep their coefficients: a zero step.
+        step[~refit] = 0.0
+
+        def score(trials, _):
+            found = blocks.sum(trial_statistics, expert_trials=trials[0], **model)
+            return [found["experts"]], None
+
+        (coef,), (gain,), _ = _line_search([coef], [(objective, step, alpha)], score)
+        largest_gain = float(np.max(gain[refit])) if np.any(refit) else 0.0
+        if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * scale:
+            break
+    pool.coef_ = coef

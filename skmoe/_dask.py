@@ -1,0 +1,211 @@
+"""Dask arrays as the data of a fit: validation and blocks on a cluster.
+
+The only module that imports dask (lazily: it is the optional ``dask``
+extra). A ``dask.array`` fit keeps the data where Dask holds it, on a
+``dask.distributed`` cluster or in the local scheduler: every pass of the
+blockwise EM (``_blockwise``) sends the model, a few kilobytes, to the
+blocks, computes their statistics there, and reduces them on the cluster,
+so the client receives one small result per pass and never the data.
+"""
+
+import numpy as np
+
+from skmoe._statistics import sum_statistics
+
+__all__ = ["DaskBlocks", "check_dask_data", "is_dask_array"]
+
+
+def is_dask_array(a):
+    """Return whether ``a`` is a ``dask.array.Array`` (without importing dask)."""
+    return type(a).__module__.split(".")[:2] == ["dask", "array"] and hasattr(
+        a, "to_delayed"
+    )
+
+
+def _import_dask_array():
+    try:
+        import dask.array as da
+    except ImportError as error:  # pragma: no cover - dask arrays need dask
+        raise ImportError(
+            'Fitting a dask array needs dask: pip install "skmoe[dask]".'
+        ) from error
+    return da
+
+
+def _rows_like(a, X, name, dtype=None):
+    """Return ``a`` (array-like or dask) as a 1-d dask array in X's row chunks."""
+    da = _import_dask_array()
+    if is_dask_array(a):
+        if a.ndim == 2 and a.shape[1] == 1:
+            a = a[:, 0]
+    else:
+        a = np.asarray(a)
+        if a.ndim == 2 and a.shape[1] == 1:
+            a = a[:, 0]
+    if a.ndim != 1:
+        raise ValueError(
+            f"{name} should be a 1d array, got an array of shape {a.shape}."
+        )
+    if a.shape[0] != X.shape[0]:
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples: "
+            f"[{X.shape[0]}, {a.shape[0]}]"
+        )
+    if dtype is not None:
+        a = a.astype(dtype)
+    if is_dask_array(a):
+        return a.rechunk((X.chunks[0],))
+    return da.from_array(a, chunks=(X.chunks[0],))
+
+
+def check_dask_data(X, y, sample_weight, *, classifier):
+    """Validate a dask-array fit's data; return it chunked by rows, float64.
+
+    The checks of ``validate_data`` and ``_check_sample_weight`` for arrays,
+    computed on the blocks in one pass: 2-d numeric X with known chunk
+    sizes, finite values, non-negative weights with a positive sum, and no
+    value whose square would overflow.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+    y : array-like or dask.array.Array of shape (n_samples,)
+    sample_weight : array-like, dask.array.Array or None
+    classifier : bool
+        Targets are class labels (not checked for finiteness or scale).
+
+    Returns
+    -------
+    X : dask.array.Array of float64, one chunk across the columns
+    y : dask.array.Array in X's row chunks
+    sample_weight : dask.array.Array of float64 in X's row chunks
+    """
+    da = _import_dask_array()
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2D dask array, got an array of shape {X.shape}; X must "
+            "have shape (n_samples, n_features)."
+        )
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"dask array X has dtype {X.dtype}; a numeric dtype is required."
+        )
+    if any(np.isnan(size) for size in X.shape):
+        raise ValueError(
+            "dask array X has unknown chunk sizes; call X.compute_chunk_sizes() first."
+        )
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(
+            f"Found array with shape {X.shape}, while at least one sample and "
+            "one feature are required."
+        )
+    X = X.astype(np.float64).rechunk({1: -1})
+    y = _rows_like(y, X, "y", dtype=None if classifier else np.float64)
+    if sample_weight is None:
+        sample_weight = da.ones(X.shape[0], chunks=(X.chunks[0],))
+    else:
+        sample_weight = _rows_like(sample_weight, X, "sample_weight", np.float64)
+
+    limit = np.sqrt(np.finfo(np.float64).max / X.shape[0])
+    checks = {
+        "X finite": da.isfinite(X).all(),
+        "X max": abs(X).max(),
+        "weight finite": da.isfinite(sample_weight).all(),
+        "weight min": sample_weight.min(),
+        "weight sum": sample_weight.sum(),
+    }
+    if not classifier:
+        checks["y finite"] = da.isfinite(y).all()
+        checks["y max"] = abs(y).max()
+    (found,) = da.compute(checks)
+    if not found["X finite"]:
+        raise ValueError("Input X contains NaN or infinity.")
+    if not classifier and not found["y finite"]:
+        raise ValueError("Input y contains NaN or infinity.")
+    if not found["weight finite"]:
+        raise ValueError("sample_weight must be finite.")
+    if found["weight min"] < 0:
+        raise ValueError("Negative values in data passed to sample_weight")
+    if found["weight sum"] <= 0:
+        raise ValueError("sample_weight must have a positive sum; got all zeros.")
+    if found["X max"] > limit:
+        raise ValueError(
+            "Input X contains a value too large for the squares EM computes "
+            f"(|x| > {limit:.3g}); rescale X, e.g. with StandardScaler."
+        )
+    if not classifier and found["y max"] > limit:
+        raise ValueError(
+            "Input y contains a value too large for the squares EM computes "
+            f"(|y| > {limit:.3g}); rescale y."
+        )
+    return X, y, sample_weight
+
+
+def unique_labels(y):
+    """Return the sorted distinct values of a dask array ``y``."""
+    return np.unique(np.asarray(_import_dask_array().unique(y).compute()))
+
+
+def _label_index(labels, classes):
+    return np.searchsorted(classes, labels)
+
+
+def encode_labels(y, classes):
+    """Return class indices of a dask array of labels, block by block.
+
+    ``classes`` must hold every label of ``y`` (:func:`unique_labels`).
+    """
+    return y.map_blocks(_label_index, classes, dtype=np.intp)
+
+
+def compute(*collections):
+    """Compute dask collections together (one pass where they share inputs)."""
+    return _import_dask_array().compute(*collections)
+
+
+class DaskBlocks:
+    """The row blocks of dask arrays, summed on the cluster.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        One chunk across the columns.
+    y, sample_weight : dask.array.Array of shape (n_samples,)
+        In X's row chunks.
+    """
+
+    # Block results are reduced on the cluster in groups of this many, so
+    # that no worker (nor the client) gathers all of them at once.
+    _REDUCE_FANIN = 16
+
+    def __init__(self, X, y, sample_weight):
+        self.blocks = list(
+            zip(
+                X.to_delayed().ravel(),
+                y.to_delayed().ravel(),
+                sample_weight.to_delayed().ravel(),
+                strict=True,
+            )
+        )
+        self.n_rows = X.shape[0]
+
+    def sum(self, function, **kwargs):
+        """Return the sum over blocks of ``function(X, y, sample_weight, **kwargs)``."""
+        import dask
+
+        # Each argument becomes one key of the graph, shared by every block's
+        # task, rather than a copy in each.
+        shared = {
+            name: dask.delayed(value, traverse=False) for name, value in kwargs.items()
+        }
+        parts = [
+            dask.delayed(function, pure=True)(*block, **shared) for block in self.blocks
+        ]
+        while len(parts) > 1:
+            parts = [
+                dask.delayed(sum_statistics, pure=True)(
+                    parts[i : i + self._REDUCE_FANIN]
+                )
+                for i in range(0, len(parts), self._REDUCE_FANIN)
+            ]
+        return dask.compute(parts[0])[0]
