@@ -3,9 +3,10 @@
 from numbers import Real
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
 from skmoe._backend import (
@@ -172,6 +173,16 @@ _SHARED_ATTRIBUTES = """
         The same with the log-priors (gate penalty, variance prior) added:
         the quantity EM never decreases with linear or logistic experts.
 
+    n_samples_seen_ : int
+        Rows seen by ``partial_fit`` (set by it only).
+
+    n_steps_ : int
+        Stepwise-EM steps taken by ``partial_fit`` since its start was
+        fitted, one per call (set by it only; the start is refitted once,
+        on the first 10,000 rows of the stream). After ``partial_fit``,
+        ``log_likelihood_`` is the last batch's mean log-likelihood under
+        the model before its step.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -288,6 +299,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             verbose=verbose,
         )
         self.reg_variance = reg_variance
+
+    @available_if(BaseMixtureOfExperts._learns_online)
+    @_fit_context(prefer_skip_nested_validation=False)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Learn from one mini-batch by stepwise (online) EM.
+
+        The first call fits a start on its batch as ``fit`` does; each call
+        then moves running averages of the sufficient statistics towards
+        the batch's and re-estimates the model from them (Cappé & Moulines
+        2009), so memory does not grow with the rows seen. Available for
+        ``LinearRegression`` and ``Ridge`` experts (the default).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A mini-batch of training data.
+        y : array-like of shape (n_samples,)
+            Its targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Its sample weights; None gives every sample weight one.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._partial_fit(X, y, sample_weight)
 
     # Hooks -------------------------------------------------------------------
 
@@ -455,6 +493,55 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             warm_start=warm_start,
             verbose=verbose,
         )
+
+    @available_if(BaseMixtureOfExperts._learns_online)
+    @_fit_context(prefer_skip_nested_validation=False)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Learn from one mini-batch by stepwise (online) EM.
+
+        The first call fits a start on its batch as ``fit`` does; each call
+        then moves running averages of the sufficient statistics towards
+        the batch's and re-estimates the model from them (Cappé & Moulines
+        2009), so memory does not grow with the rows seen. Available for
+        ``LogisticRegression`` experts (the default).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A mini-batch of training data.
+        y : array-like of shape (n_samples,)
+            Its class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole stream. Required on the first call (a
+            batch may miss some classes), optional afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Its sample weights; None gives every sample weight one.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._partial_fit(X, y, sample_weight, classes=classes)
+
+    def _encode_partial_fit_targets(self, y, classes):
+        """Set ``classes_`` from ``classes`` (first call); return y's indices."""
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+            check_classification_targets(classes)
+            if hasattr(self, "classes_") and not np.array_equal(self.classes_, classes):
+                raise ValueError(
+                    f"`classes={classes!r}` is not the same as on last call to "
+                    f"partial_fit, was: {self.classes_!r}"
+                )
+            if classes.shape[0] < 2:
+                raise ValueError(
+                    f"The classifier needs at least 2 classes, got classes={classes!r}."
+                )
+            self.classes_ = classes
+        elif not hasattr(self, "classes_"):
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._encode_targets(y, reset=False)
 
     # Hooks -------------------------------------------------------------------
 
