@@ -13,6 +13,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -84,6 +85,23 @@ _MIN_EFFECTIVE_SAMPLES = 1.0
 # ---------------------------------------------------------------------------
 # The estimator base
 # ---------------------------------------------------------------------------
+
+
+def _fit_restart(
+    estimator,
+    designs,
+    y_encoded,
+    sample_weight,
+    hierarchy,
+    gate_idx,
+    random_state,
+    init,
+):
+    """Fit one initialisation (a joblib task); return ``_run_em``'s tuple."""
+    gate, pool = estimator._initialize(
+        designs, y_encoded, sample_weight, hierarchy, gate_idx, random_state
+    )
+    return estimator._run_em(gate, pool, designs, y_encoded, sample_weight, init)
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -717,47 +735,45 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         X, y_encoded, sample_weight = self._fit_device(
             X, y_encoded, sample_weight, device
         )
-        rs = check_random_state(self.random_state)
         # Designs (and their packed products) are built once per fit and
         # dropped with it.
         designs = DesignCache(X, host=host)
-        best = None
-        histories = []
-        n_init = 1 if continue_fit else self.n_init
-        for init in range(n_init):
-            if continue_fit:
-                gate, pool = self.gate_, self._expert_pool
-                if device is not None:
-                    gate.map_arrays(lambda a: asarray_like(a, X))
-                    pool.map_arrays(lambda a: asarray_like(a, X))
-            else:
-                gate, pool = self._initialize(
-                    designs, y_encoded, sample_weight, hierarchy, gate_idx, rs
+        if continue_fit:
+            gate, pool = self.gate_, self._expert_pool
+            if device is not None:
+                gate.map_arrays(lambda a: asarray_like(a, X))
+                pool.map_arrays(lambda a: asarray_like(a, X))
+            runs = [self._run_em(gate, pool, designs, y_encoded, sample_weight, 0)]
+        else:
+            # Restarts are independent: joblib runs them (threads by default,
+            # or the backend the user configures, such as Dask's).
+            runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(_fit_restart)(
+                    self,
+                    designs,
+                    y_encoded,
+                    sample_weight,
+                    hierarchy,
+                    gate_idx,
+                    seed,
+                    init,
                 )
-            if init == 0 and device is not None and pool.runs_on_host:
-                warnings.warn(
-                    f"{type(pool.estimators[0]).__name__} experts "
-                    "are generic scikit-learn estimators: they are fitted on the "
-                    "CPU with NumPy whatever the backend, so every EM iteration "
-                    f"copies their weights and outputs between {device} and "
-                    "NumPy arrays. Only the gate, the E-step and the routing run "
-                    "on the device; LinearRegression, Ridge and LogisticRegression "
-                    "experts run there too.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            objectives, log_liks, converged, n_iter, _ = self._fit_once(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                max_iter=self.max_iter,
-                init=init,
+                for init, seed in enumerate(self._restart_seeds(False))
             )
-            histories.append(np.asarray(log_liks))
-            if best is None or objectives[-1] > best[0][-1]:
-                best = (objectives, log_liks, converged, n_iter, gate, pool)
+        if device is not None and runs[0][-1].runs_on_host:
+            warnings.warn(
+                f"{type(runs[0][-1].estimators[0]).__name__} experts "
+                "are generic scikit-learn estimators: they are fitted on the "
+                "CPU with NumPy whatever the backend, so every EM iteration "
+                f"copies their weights and outputs between {device} and "
+                "NumPy arrays. Only the gate, the E-step and the routing run "
+                "on the device; LinearRegression, Ridge and LogisticRegression "
+                "experts run there too.",
+                UserWarning,
+                stacklevel=2,
+            )
+        histories = [np.asarray(run[1]) for run in runs]
+        best = max(runs, key=lambda run: run[0][-1])
 
         def routed_log_likelihood(gate, pool):
             log_lik = self._log_likelihood(gate, pool, X, y_encoded)
@@ -765,6 +781,35 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         self._set_fitted(best, histories, hierarchy, X.shape[1], routed_log_likelihood)
         return self
+
+    def _restart_seeds(self, continue_fit):
+        """Return one random state per initialisation.
+
+        Each restart has its own seed, drawn up front, so that the result
+        does not depend on where or in which order restarts run. A single
+        initialisation uses ``random_state`` itself.
+        """
+        rs = check_random_state(self.random_state)
+        if continue_fit or self.n_init == 1:
+            return [rs]
+        seeds = rs.randint(np.iinfo(np.int32).max, size=self.n_init)
+        return [np.random.RandomState(seed) for seed in seeds]
+
+    def _run_em(self, gate, pool, designs, y_encoded, sample_weight, init):
+        """Run EM from a start; return its history, convergence and model.
+
+        The tuple is ``(objectives, log_liks, converged, n_iter, gate, pool)``.
+        """
+        objectives, log_liks, converged, n_iter, _ = self._fit_once(
+            gate,
+            pool,
+            designs,
+            y_encoded,
+            sample_weight,
+            max_iter=self.max_iter,
+            init=init,
+        )
+        return objectives, log_liks, converged, n_iter, gate, pool
 
     def _check_structure(self, shape, continue_fit):
         """Return the hierarchy and gate columns, checked against the data."""
@@ -969,11 +1014,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             y_encoded = y
         hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
         blocks = DaskBlocks(X, y_encoded, sample_weight)
-        rs = check_random_state(self.random_state)
         best = None
         histories = []
-        n_init = 1 if continue_fit else self.n_init
-        for init in range(n_init):
+        for init, rs in enumerate(self._restart_seeds(continue_fit)):
             if continue_fit:
                 gate, pool = self.gate_, self._expert_pool
             else:

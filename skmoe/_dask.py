@@ -163,6 +163,25 @@ def compute(*collections):
     return _import_dask_array().compute(*collections)
 
 
+def _persist_on_cluster(*arrays):
+    """Persist ``arrays`` on the workers when a distributed client is active.
+
+    EM reads the data a few times per iteration: persisted, the blocks are
+    computed (or sent) to the workers once and every pass reuses them there,
+    rather than recomputing them from their source. Without a distributed
+    client (the local schedulers), the arrays stay lazy.
+    """
+    try:
+        from distributed import default_client
+
+        default_client()
+    except (ImportError, ValueError):
+        return arrays
+    import dask
+
+    return dask.persist(*arrays)
+
+
 class DaskBlocks:
     """The row blocks of dask arrays, summed on the cluster.
 
@@ -179,6 +198,10 @@ class DaskBlocks:
     _REDUCE_FANIN = 16
 
     def __init__(self, X, y, sample_weight):
+        X, y, sample_weight = _persist_on_cluster(X, y, sample_weight)
+        # The persisted arrays hold the futures of the blocks: the cluster
+        # keeps the data as long as they live.
+        self._arrays = (X, y, sample_weight)
         self.blocks = list(
             zip(
                 X.to_delayed().ravel(),
