@@ -706,11 +706,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : array-like of shape (n_samples,)
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Training data. A ``dask.array`` (the ``dask`` extra, vectorized
+            experts only) is fitted block by block where Dask holds it: on
+            the workers of a ``dask.distributed`` cluster when a client is
+            active, the client never receiving the data. Its start is fitted
+            in memory on a random sample of at most 50,000 rows.
+        y : array-like or dask array of shape (n_samples,)
             Target values.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask array of shape (n_samples,), \
+                default=None
             Sample weights; None gives every sample weight one.
 
         Returns

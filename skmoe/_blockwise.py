@@ -41,9 +41,11 @@ from skmoe._statistics import (
 
 __all__ = ["ArrayBlocks", "blockwise_em"]
 
-# Trial step sizes of a line search scored per pass over the blocks: the
-# first (the full step) is nearly always accepted, and each pass costs a
-# read of the data, so a few halvings ride along.
+# Trial step sizes of a line search scored per pass over the blocks. The
+# first pass scores the full step alone: it is nearly always accepted, and
+# every trial costs a softmax over the block (measured per 1e5-row block,
+# d=10, K=4: 0.083 s with one trial, 0.144 s with four). Passes after it
+# score a few halvings at once, as each pass costs a read of the data.
 _TRIALS_PER_PASS = 4
 # As in the in-memory line search (``_softmax``).
 _MAX_HALVINGS = 30
@@ -241,10 +243,9 @@ def _line_search(coefs, steps, score, linear_coef=None):
     accepted = [np.zeros(coef.shape[0], dtype=bool) for coef in coefs]
     gains = [np.zeros(coef.shape[0]) for coef in coefs]
     extra = None
-    for first in range(0, _MAX_HALVINGS, _TRIALS_PER_PASS):
-        sizes = [
-            0.5**h for h in range(first, min(first + _TRIALS_PER_PASS, _MAX_HALVINGS))
-        ]
+    for first in (0, *range(1, _MAX_HALVINGS, _TRIALS_PER_PASS)):
+        last = 1 if first == 0 else min(first + _TRIALS_PER_PASS, _MAX_HALVINGS)
+        sizes = [0.5**h for h in range(first, last)]
         trials = [
             np.stack([centred_trial(coef, step, size) for size in sizes])
             for coef, (_, step, _) in zip(coefs, steps, strict=True)
