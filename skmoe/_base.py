@@ -1067,6 +1067,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"expecting {self.n_features_in_} features as input."
             )
 
+    def _map_dask(self, method, X, *rows, **options):
+        """Apply a prediction method block by block to a dask array ``X``."""
+        from skmoe._dask import map_method
+
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[-1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return map_method(self, method, X, *rows, **options)
+
     def _has_vectorized_experts(self):
         """Return whether the experts are one vectorized pool (not generic)."""
         if isinstance(self.estimator, list):
@@ -1131,8 +1143,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
 
         Returns
         -------
@@ -1140,6 +1154,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             Rows sum to one; columns in expert (leaf) order. A tensor on the
             input's device for a tensor input.
         """
+        if is_dask_array(X):
+            return self._map_dask("predict_gate", X, n_columns=self.n_experts_)
         Xb = self._validate_X(X)
         return as_input_kind(get_namespace(Xb).exp(self.gate_.log_proba(Xb)), X)
 
@@ -1148,14 +1164,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
 
         Returns
         -------
         expert : ndarray or tensor of shape (n_samples,)
             Leaf index in ``[0, n_experts_)``; a tensor for a tensor input.
         """
+        if is_dask_array(X):
+            return self._map_dask("apply", X, dtype=np.intp)
         Xb = self._validate_X(X)
         return as_input_kind(
             get_namespace(Xb).argmax(self.gate_.log_proba(Xb), axis=1), X
@@ -1166,8 +1186,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
 
         Returns
         -------
@@ -1176,6 +1198,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             level; the leaves last, in expert order). A tensor for a tensor
             input.
         """
+        if is_dask_array(X):
+            return self._map_dask("decision_path", X, n_columns=self.gate_.n_nodes)
         Xb = self._validate_X(X)
         return as_input_kind(get_namespace(Xb).exp(self.gate_.log_reach(Xb)), X)
 
@@ -1187,8 +1211,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
         y : array-like or torch tensor of shape (n_samples,)
             Targets.
 
@@ -1197,6 +1223,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : ndarray or tensor of shape (n_samples,)
             A tensor on the input's device for a tensor ``X``.
         """
+        if is_dask_array(X):
+            return self._map_dask("log_likelihood", X, y)
         Xb, y = self._validate_X(X, y)
         y_encoded = self._encode_targets(y, reset=False)
         if not isinstance(Xb, np.ndarray):

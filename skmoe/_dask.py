@@ -12,7 +12,7 @@ import numpy as np
 
 from skmoe._statistics import sum_statistics
 
-__all__ = ["DaskBlocks", "check_dask_data", "is_dask_array"]
+__all__ = ["DaskBlocks", "check_dask_data", "is_dask_array", "map_method"]
 
 
 def is_dask_array(a):
@@ -161,6 +161,55 @@ def encode_labels(y, classes):
 def compute(*collections):
     """Compute dask collections together (one pass where they share inputs)."""
     return _import_dask_array().compute(*collections)
+
+
+def _method_on_block(X, *columns, estimator, method, part, kwargs):
+    """Call ``estimator.method`` on one block (extra arrays come as columns)."""
+    result = getattr(estimator, method)(X, *(c[:, 0] for c in columns), **kwargs)
+    return result if part is None else result[part]
+
+
+def map_method(
+    estimator, method, X, *rows, n_columns=None, dtype=np.float64, part=None, **kwargs
+):
+    """Return ``estimator.method(X, *rows, **kwargs)`` as a lazy dask array.
+
+    The fitted estimator is sent to the blocks and applied to each; nothing
+    is computed until the result is.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    method : str
+        A prediction method taking NumPy arrays.
+    X : dask.array.Array of shape (n_samples, n_features)
+    *rows : array-like or dask.array.Array of shape (n_samples,)
+        Further per-row arguments (``y`` of ``log_likelihood``).
+    n_columns : int, default=None
+        Columns of the result; None for one value per row.
+    dtype : dtype, default=np.float64
+    part : int, default=None
+        Take this item of a tuple result (``predict(return_std=True)``).
+    **kwargs
+        Passed to the method.
+    """
+    da = _import_dask_array()
+    X = X.rechunk({1: -1})
+    columns = [_rows_like(a, X, "y")[:, None] for a in rows]
+    options = {
+        "estimator": estimator,
+        "method": method,
+        "part": part,
+        "kwargs": kwargs,
+        "dtype": dtype,
+    }
+    if n_columns is None:
+        return da.map_blocks(
+            _method_on_block, X, *columns, drop_axis=1, chunks=(X.chunks[0],), **options
+        )
+    return da.map_blocks(
+        _method_on_block, X, *columns, chunks=(X.chunks[0], (n_columns,)), **options
+    )
 
 
 def _persist_on_cluster(*arrays):

@@ -18,6 +18,7 @@ from skmoe._backend import (
     to_numpy,
 )
 from skmoe._base import BaseMixtureOfExperts
+from skmoe._dask import is_dask_array
 from skmoe._experts import (
     GenericClassificationExperts,
     GenericRegressionExperts,
@@ -376,8 +377,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
         return_std : bool, default=False
             Also return the predictive standard deviation of the mixture,
             ``sqrt(sum_k g_k (s_k^2 + f_k^2) - mean^2)``.
@@ -389,6 +392,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y_std : ndarray or tensor of shape (n_samples,)
             Predictive standard deviation; only when ``return_std=True``.
         """
+        if is_dask_array(X):
+            if not return_std:
+                return self._map_dask("predict", X)
+            return tuple(
+                self._map_dask("predict", X, part=part, return_std=True)
+                for part in (0, 1)
+            )
         Xb = self._validate_X(X)
         xp = get_namespace(Xb)
         weights = xp.exp(self._routed_log_gate(Xb))
@@ -602,8 +612,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
 
         Returns
         -------
@@ -611,6 +623,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             Columns follow ``classes_``; a tensor on the input's device for a
             tensor input.
         """
+        if is_dask_array(X):
+            n_classes = self.classes_.shape[0]
+            return self._map_dask("predict_proba", X, n_columns=n_classes)
         return as_input_kind(self._predict_proba(self._validate_X(X)), X)
 
     def _predict_proba(self, X):
@@ -624,8 +639,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like or torch tensor of shape (n_samples, n_features)
-            Input samples.
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
 
         Returns
         -------
@@ -634,6 +651,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             tensor on the input's device for a tensor input, unless the
             classes are strings (a NumPy array then).
         """
+        if is_dask_array(X):
+            return self._map_dask("predict", X, dtype=self.classes_.dtype)
         proba = self._predict_proba(self._validate_X(X))
         index = to_numpy(get_namespace(proba).argmax(proba, axis=1))
         return as_input_kind(self.classes_[index], X)

@@ -1,4 +1,4 @@
-"""Dask: joblib's Dask backend and dask.array fits, on a real LocalCluster.
+"""Dask: joblib's Dask backend, dask.array fits and predictions, on a LocalCluster.
 
 The cluster is started once for the module (two worker processes) and
 closed at its end; nothing is mocked. Every test checks that the work ran
@@ -227,6 +227,45 @@ def test_dask_array_generated_on_the_cluster(client):
     np.testing.assert_allclose(
         remote.predict(X_local), local.predict(X_local), rtol=RTOL
     )
+
+
+def test_predictions_on_a_dask_array_are_lazy_and_blockwise(client, regression):
+    X, y = regression
+    moe = _quiet_fit(
+        MixtureOfExpertsRegressor(hierarchy=(2, 2), random_state=0, max_iter=5), X, y
+    )
+    dX, dy = da.from_array(X, chunks=(700, 2)), da.from_array(y, chunks=500)
+    lazy = {
+        "predict": (moe.predict(dX), moe.predict(X)),
+        "predict_gate": (moe.predict_gate(dX), moe.predict_gate(X)),
+        "apply": (moe.apply(dX), moe.apply(X)),
+        "decision_path": (moe.decision_path(dX), moe.decision_path(X)),
+        "log_likelihood": (moe.log_likelihood(dX, dy), moe.log_likelihood(X, y)),
+    }
+    for name, (result, expected) in lazy.items():
+        assert type(result) is type(dX), name
+        assert result.shape == expected.shape, name
+    computed, tasks = _ran_on_cluster(
+        client, lambda: da.compute(*(r for r, _ in lazy.values()))
+    )
+    assert tasks, "no task ran on the cluster"
+    for (name, (_, expected)), value in zip(lazy.items(), computed, strict=True):
+        np.testing.assert_allclose(value, expected, rtol=1e-12, err_msg=name)
+    _, std = moe.predict(dX, return_std=True)
+    np.testing.assert_allclose(std.compute(), moe.predict(X, return_std=True)[1])
+
+    Xc, yc = make_moe_classification(n_samples=600, n_experts=2, random_state=0)
+    labels = np.array(["no", "yes"])[yc]
+    clf = _quiet_fit(
+        MixtureOfExpertsClassifier(n_experts=2, random_state=0), Xc, labels
+    )
+    dXc = da.from_array(Xc, chunks=200)
+    np.testing.assert_array_equal(clf.predict(dXc).compute(), clf.predict(Xc))
+    np.testing.assert_allclose(
+        clf.predict_proba(dXc).compute(), clf.predict_proba(Xc), rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="X has 2 features"):
+        clf.predict(dXc[:, :2])
 
 
 # ---------------------------------------------------------------------------
