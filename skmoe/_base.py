@@ -628,7 +628,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         objectives, log_liks = [objective], [log_lik]
         converged, n_iter = False, 0
         for n_iter in range(1, max_iter + 1):
-            previous = objective
             log_expert, level_log_probas = self._m_step(
                 gate,
                 pool,
@@ -641,19 +640,30 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             objective, log_lik, resp = self._e_step_pruning(
                 gate, pool, level_log_probas, log_expert, sample_weight
             )
-            objectives.append(objective)
-            log_liks.append(log_lik)
-            change = objective - previous
-            if self.verbose > 1 or (self.verbose and init is not None):
-                label = "candidate start" if init is None else f"Initialization {init}"
-                print(
-                    f"{label}, iteration {n_iter}: "
-                    f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
-                )
-            if abs(change) < self.tol:
+            if self._record_iteration(
+                objectives, log_liks, objective, log_lik, n_iter, init
+            ):
                 converged = True
                 break
         return objectives, log_liks, converged, n_iter, resp
+
+    def _record_iteration(self, objectives, log_liks, objective, log_lik, n_iter, init):
+        """Append an iteration to the history, print it; return if EM converged.
+
+        Shared by the in-memory and the blockwise EM loops. ``init`` numbers
+        the initialisation in verbose output; None marks a short run that
+        chooses between starts (printed at ``verbose > 1``).
+        """
+        change = objective - objectives[-1]
+        objectives.append(objective)
+        log_liks.append(log_lik)
+        if self.verbose > 1 or (self.verbose and init is not None):
+            label = "candidate start" if init is None else f"Initialization {init}"
+            print(
+                f"{label}, iteration {n_iter}: "
+                f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
+            )
+        return abs(change) < self.tol
 
     def _e_step_pruning(self, gate, pool, level_log_probas, log_expert, sample_weight):
         """Return :meth:`_e_step`'s result after pruning the experts it starved."""

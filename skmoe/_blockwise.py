@@ -118,20 +118,12 @@ def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
     objectives, log_liks = [objective], [log_lik]
     converged, n_iter = False, 0
     for n_iter in range(1, max_iter + 1):
-        previous = objective
         m_step(gate, pool, blocks, statistics, alpha=estimator.gate_alpha, **options)
         statistics = _e_step(estimator, gate, pool, blocks, options)
         objective, log_lik = _objective(estimator, gate, pool, statistics)
-        objectives.append(objective)
-        log_liks.append(log_lik)
-        change = objective - previous
-        if estimator.verbose > 1 or (estimator.verbose and init is not None):
-            label = "candidate start" if init is None else f"Initialization {init}"
-            print(
-                f"{label}, iteration {n_iter} (blockwise): "
-                f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
-            )
-        if abs(change) < estimator.tol:
+        if estimator._record_iteration(
+            objectives, log_liks, objective, log_lik, n_iter, init
+        ):
             converged = True
             break
     return objectives, log_liks, converged, n_iter

@@ -114,32 +114,36 @@ class StepwiseEM:
             # The same model on shifted targets: y - c with intercepts - c.
             y = y - shift
             pool.intercept_ -= shift
-        batch = em_statistics(
-            X, y, sample_weight, gate=gate, pool=pool, routing=routing, top_k=top_k
-        )
-        weight = float(batch["weight"])
-        current = {
-            "mass": batch["mass"] / weight,
-            "gates": [
-                _quadratic(coef, level, weight)
-                for coef, level in zip(gate.coef, batch["gates"], strict=True)
-            ],
-        }
-        experts = batch["experts"]
-        if linear:
-            current["experts"] = {
-                name: experts[name] / weight for name in ("gram", "moment", "squares")
+        try:
+            batch = em_statistics(
+                X, y, sample_weight, gate=gate, pool=pool, routing=routing, top_k=top_k
+            )
+            weight = float(batch["weight"])
+            current = {
+                "mass": batch["mass"] / weight,
+                "gates": [
+                    _quadratic(coef, level, weight)
+                    for coef, level in zip(gate.coef, batch["gates"], strict=True)
+                ],
             }
-        else:
-            current["experts"] = _quadratic(pool.coef_, experts, weight)
+            experts = batch["experts"]
+            if linear:
+                current["experts"] = {
+                    name: experts[name] / weight
+                    for name in ("gram", "moment", "squares")
+                }
+            else:
+                current["experts"] = _quadratic(pool.coef_, experts, weight)
 
-        self.n_steps += 1
-        self.weight_seen += weight
-        gamma = self.n_steps**-STEP_DECAY
-        self.statistics = _blend(self.statistics, current, gamma)
-        self._m_step(gate, pool, alpha)
-        if shift:
-            pool.intercept_ += shift
+            self.n_steps += 1
+            self.weight_seen += weight
+            gamma = self.n_steps**-STEP_DECAY
+            self.statistics = _blend(self.statistics, current, gamma)
+            self._m_step(gate, pool, alpha)
+        finally:
+            # Back to the targets' own scale, whether or not the step ran.
+            if shift:
+                pool.intercept_ += shift
         return float(batch["bound"]) / weight
 
     def _m_step(self, gate, pool, alpha):
