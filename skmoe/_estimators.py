@@ -178,9 +178,9 @@ _SHARED_ATTRIBUTES = """
         Rows seen by ``partial_fit`` (set by it only).
 
     n_steps_ : int
-        Stepwise-EM steps taken by ``partial_fit`` since its start was
-        fitted, one per call (set by it only; the start is refitted once,
-        on the first 10,000 rows of the stream). After ``partial_fit``,
+        Stepwise-EM steps taken by ``partial_fit``, one per call (set by it
+        only; the start is refitted once, on the first 10,000 rows of the
+        stream, whose batches then count as steps). After ``partial_fit``,
         ``log_likelihood_`` is the last batch's mean log-likelihood under
         the model before its step.
 
