@@ -11,8 +11,9 @@ the in-memory EM:
 * gates: one Newton step per gate from the summed gradients and curvature,
   with the same backtracking line search, whose trial step sizes are scored
   a few at a time in one pass;
-* logistic experts: Newton steps to convergence, each from a pass for its
-  statistics and a pass for its line search.
+* logistic experts: Newton steps to convergence, each from one pass that
+  scores the full step and computes the next step's statistics there
+  (another pass only when the full step is refused).
 
 Same start, same steps: the fit agrees with the in-memory one to rounding.
 A source of blocks is any object with ``n_rows`` and ``sum(function,
@@ -265,21 +266,33 @@ def _logistic_m_step(pool, blocks, statistics, model):
     coef = np.array(pool.coef_, copy=True)
     scale = 1.0 + float(np.sum(mass))
     experts = statistics["experts"]
-    for iteration in range(_LOGISTIC_MAX_NEWTON):
-        if iteration:
-            experts = blocks.sum(expert_statistics, coef=coef, **model)
+    for _ in range(_LOGISTIC_MAX_NEWTON):
         objective, step, alpha = _newton_step(
             coef, experts["fit"], experts["gradient"], experts["gram"], pool.alpha
         )
         # Experts that are not refit keep their coefficients: a zero step.
         step[~refit] = 0.0
+        # The first pass of the line search scores the full step alone and
+        # computes the next Newton statistics there, on speculation.
+        first_pass = {}
 
-        def score(trials, _):
-            found = blocks.sum(trial_statistics, expert_trials=trials[0], **model)
+        def score(trials, _, first_pass=first_pass):
+            found = blocks.sum(
+                trial_statistics,
+                expert_trials=trials[0],
+                newton_at_first_trial=not first_pass,
+                **model,
+            )
+            if not first_pass:
+                first_pass.update(full_step=trials[0][0], newton=found["newton"])
             return [found["experts"]], None
 
         (coef,), (gain,), _ = _line_search([coef], [(objective, step, alpha)], score)
         largest_gain = float(np.max(gain[refit])) if np.any(refit) else 0.0
         if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * scale:
             break
+        if np.array_equal(coef, first_pass["full_step"]):
+            experts = first_pass["newton"]
+        else:
+            experts = blocks.sum(expert_statistics, coef=coef, **model)
     pool.coef_ = coef

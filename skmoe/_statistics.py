@@ -292,6 +292,7 @@ def trial_statistics(
     gate_trials=None,
     expert_trials=None,
     linear_coef=None,
+    newton_at_first_trial=False,
 ):
     """Return what the line searches and the variance update need on a block.
 
@@ -310,13 +311,18 @@ def trial_statistics(
     linear_coef : tuple of ndarray, default=None
         ``(coef, intercept)`` of linear experts: their weighted squared
         residuals are returned.
+    newton_at_first_trial : bool, default=False
+        Also return :func:`expert_statistics` at ``expert_trials[0]`` (the
+        full Newton step, nearly always accepted): the next Newton step of
+        the logistic experts then needs no pass of its own.
 
     Returns
     -------
     statistics : dict
         ``gates`` (per level, the trials' fits, (n_trials, P_l)),
-        ``experts`` (the trials' fits, (n_trials, K)) and ``squared_residuals``
-        (K,), for what was asked.
+        ``experts`` (the trials' fits, (n_trials, K)), ``squared_residuals``
+        (K,) and ``newton`` (:func:`expert_statistics` at the first expert
+        trial), for what was asked.
     """
     designs = DesignCache(X)
     _, resp, _ = block_posterior(gate, pool, designs, y, routing=routing, top_k=top_k)
@@ -337,6 +343,19 @@ def trial_statistics(
             _one_hot(y, expert_trials.shape[3], X.dtype),
             weights,
         )
+        if newton_at_first_trial:
+            statistics["newton"] = expert_statistics(
+                X,
+                y,
+                sample_weight,
+                gate=gate,
+                pool=pool,
+                routing=routing,
+                top_k=top_k,
+                coef=expert_trials[0],
+                weights=weights,
+                designs=designs,
+            )
     if linear_coef is not None:
         coef, intercept = linear_coef
         residual = y[:, None] - (X @ coef.T + intercept[None, :])
