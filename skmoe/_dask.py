@@ -35,13 +35,10 @@ def _import_dask_array():
 def _rows_like(a, X, name, dtype=None):
     """Return ``a`` (array-like or dask) as a 1-d dask array in X's row chunks."""
     da = _import_dask_array()
-    if is_dask_array(a):
-        if a.ndim == 2 and a.shape[1] == 1:
-            a = a[:, 0]
-    else:
+    if not is_dask_array(a):
         a = np.asarray(a)
-        if a.ndim == 2 and a.shape[1] == 1:
-            a = a[:, 0]
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
     if a.ndim != 1:
         raise ValueError(
             f"{name} should be a 1d array, got an array of shape {a.shape}."

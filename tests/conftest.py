@@ -1,5 +1,6 @@
 """Seeded data shared by the tests: small, fast, drawn from known mixtures."""
 
+import numpy as np
 import pytest
 
 from skmoe.datasets import (
@@ -40,3 +41,21 @@ def hme_regression():
         random_state=0,
         return_truth=True,
     )
+
+
+# EM for linear-Gaussian and logistic experts is a MAP-EM: each iteration may
+# not decrease the penalised log-likelihood. Rounding is the only slack.
+MONOTONE_RTOL = 1e-10
+
+
+def _assert_never_decreases(history):
+    history = np.asarray(history)
+    slack = MONOTONE_RTOL * np.maximum(1.0, np.abs(history[:-1]))
+    drops = history[:-1] - history[1:]
+    assert np.all(drops <= slack), f"largest drop {drops.max():.3e}"
+
+
+@pytest.fixture(scope="session")
+def assert_never_decreases():
+    """Assert that an EM history never falls by more than rounding."""
+    return _assert_never_decreases

@@ -32,16 +32,6 @@ pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 HIERARCHIES = [(1,), (2,), (3,), (4,), (2, 2), (2, 3), (3, 2)]
 ROUTINGS = ["soft", "hard", "topk"]
 
-# The convention of tests/test_em.py: rounding is the only slack EM gets.
-RTOL = 1e-10
-
-
-def assert_never_decreases(history):
-    history = np.asarray(history)
-    slack = RTOL * np.maximum(1.0, np.abs(history[:-1]))
-    drops = history[:-1] - history[1:]
-    assert np.all(drops <= slack), f"largest drop {drops.max():.3e}"
-
 
 @st.composite
 def problems(draw):
@@ -124,7 +114,7 @@ def assert_finite_outputs(moe, X, y):
 
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(problem=problems())
-def test_regressor_is_finite_and_monotone(problem):
+def test_regressor_is_finite_and_monotone(problem, assert_never_decreases):
     X, y, sample_weight = make_problem(problem, "regressor")
     moe = fit("regressor", problem, X, y, sample_weight, max_iter=15, tol=0.0)
     assert_finite_outputs(moe, X, y)
@@ -133,7 +123,7 @@ def test_regressor_is_finite_and_monotone(problem):
 
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(problem=problems())
-def test_classifier_is_finite_and_monotone(problem):
+def test_classifier_is_finite_and_monotone(problem, assert_never_decreases):
     X, y, sample_weight = make_problem(problem, "classifier")
     moe = fit("classifier", problem, X, y, sample_weight, max_iter=8, tol=0.0)
     assert_finite_outputs(moe, X, y)

@@ -57,24 +57,23 @@ def test_imports_point_down(path):
         assert _layer(target) > _layer(module), f"{module} imports {target}"
 
 
-def test_only_the_backend_imports_torch():
-    # DESIGN.md §5: torch and array-api-compat are imported in _backend only.
+@pytest.mark.parametrize(
+    ("owner", "imports"),
+    [
+        # DESIGN.md §5: torch and array-api-compat are imported in _backend.
+        ("_backend", ["import torch", "array_api_compat"]),
+        # The dask extra is optional: one module imports it, lazily.
+        ("_dask", ["import dask", "from dask"]),
+    ],
+    ids=["torch", "dask"],
+)
+def test_only_one_module_imports_an_optional_dependency(owner, imports):
     for path in PACKAGE.glob("*.py"):
-        if path.stem == "_backend":
+        if path.stem == owner:
             continue
         text = path.read_text()
-        assert "import torch" not in text, path.name
-        assert "array_api_compat" not in text, path.name
-
-
-def test_only_the_dask_module_imports_dask():
-    # The dask extra is optional: one module imports it, lazily.
-    for path in PACKAGE.glob("*.py"):
-        if path.stem == "_dask":
-            continue
-        text = path.read_text()
-        assert "import dask" not in text, path.name
-        assert "from dask" not in text, path.name
+        for statement in imports:
+            assert statement not in text, path.name
 
 
 def test_torch_is_not_imported_by_the_numpy_path():
