@@ -13,6 +13,7 @@ inside functions: ``import skmoe`` and the whole NumPy path need neither.
 Nothing global is set (no default dtype, device or thread count).
 """
 
+import functools
 import sys
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "move_to",
     "nonnegative_log",
     "numpy_dtype",
+    "packed_products_into",
     "reduce_max",
     "reduce_sum",
     "resolve_device",
@@ -43,6 +45,7 @@ __all__ = [
     "to_device",
     "to_numpy",
     "top_k_mask",
+    "unpack_gram",
     "weighted_gram",
     "weighted_grams",
 ]
@@ -387,6 +390,7 @@ def add_intercept(X):
     return xp.concat([X, ones], axis=1)
 
 
+@functools.cache
 def _pair_offsets(p):
     """Return where each row block of the packed products starts.
 
@@ -394,10 +398,10 @@ def _pair_offsets(p):
     the products ``x_a x_b`` for ``b >= a``: the order of
     ``np.triu_indices(p)``. Block ``a`` spans ``offsets[a]:offsets[a + 1]``.
     """
-    return np.concatenate([[0], np.cumsum(np.arange(p, 0, -1))]).tolist()
+    return tuple(np.concatenate([[0], np.cumsum(np.arange(p, 0, -1))]).tolist())
 
 
-def _packed_products_into(Xt, out):
+def packed_products_into(Xt, out):
     """Write the packed products of the columns of ``X`` into ``out``.
 
     ``Xt`` is X transposed, (p, n_rows) and C-contiguous, so every product
@@ -430,7 +434,7 @@ def _gram_chunk_rows(X, n_pairs):
     return max(_GRAM_CHUNK_ROWS, _DEVICE_GRAM_CHUNK_BYTES // (n_pairs * itemsize))
 
 
-def _unpack_gram(packed, p):
+def unpack_gram(packed, p):
     """Return symmetric (m, p, p) matrices from packed (n_pairs, m) sums."""
     xp = get_namespace(packed)
     rows, cols = np.triu_indices(p)
@@ -474,12 +478,12 @@ def weighted_grams(X, Vs):
     buffer = xp.empty((n_pairs, min(chunk, n_samples)), dtype=X.dtype, device=device(X))
     for start in range(0, n_samples, chunk):
         stop = min(start + chunk, n_samples)
-        products = _packed_products_into(
+        products = packed_products_into(
             _contiguous(X[start:stop].T), buffer[:, : stop - start]
         )
         for total, V in zip(packed, Vs, strict=True):
             total += products @ V[start:stop]
-    return [_unpack_gram(astype(total, X.dtype), p) for total in packed]
+    return [unpack_gram(astype(total, X.dtype), p) for total in packed]
 
 
 def weighted_gram(X, V):
@@ -550,15 +554,36 @@ class DesignCache:
             self._host = to_numpy(self.source)
         return self._host
 
-    def get(self, *, columns=None, intercept=True):
-        """Return the design of ``source[:, columns]`` (all columns if None)."""
+    def _key(self, columns, intercept):
         if columns is not None and len(columns) == self.source.shape[1]:
             if np.array_equal(columns, np.arange(self.source.shape[1])):
                 columns = None
-        key = (None if columns is None else tuple(columns), intercept)
+        return (None if columns is None else tuple(columns), intercept)
+
+    def get(self, *, columns=None, intercept=True):
+        """Return the design of ``source[:, columns]`` (all columns if None)."""
+        key = self._key(columns, intercept)
         if key not in self._designs:
             X = self.source if columns is None else take(self.source, columns, axis=1)
             self._designs[key] = Design(X, intercept=intercept)
+        return self._designs[key]
+
+    def transposed(self, *, columns=None, intercept=True):
+        """Return the design of :meth:`get` transposed, (p, n_samples), C order.
+
+        NumPy sources only: the layout of the cache-blocked EM
+        (``_fused``), where every operation runs along the rows.
+        """
+        key = ("transposed", *self._key(columns, intercept))
+        if key not in self._designs:
+            X = self.host()
+            if key[1] is not None:
+                X = X[:, list(key[1])]
+            Xt = np.empty((X.shape[1] + int(intercept), X.shape[0]), dtype=X.dtype)
+            Xt[: X.shape[1]] = X.T
+            if intercept:
+                Xt[-1] = 1.0
+            self._designs[key] = Xt
         return self._designs[key]
 
 

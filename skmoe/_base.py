@@ -47,6 +47,7 @@ from skmoe._backend import (
 )
 from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
+from skmoe._fused import FusedRows, supports_fused
 from skmoe._gating import GateTree
 from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
@@ -618,6 +619,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``init`` numbers the initialisation in verbose output; None marks a
         short run that chooses between starts (printed at ``verbose > 1``).
         """
+        if supports_fused(designs.source, pool):
+            # Linear experts on NumPy data: the same EM iterations, computed
+            # in two passes over cache-sized chunks (DESIGN.md §6).
+            rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
+            history = blockwise_em(self, gate, pool, rows, max_iter=max_iter, init=init)
+            return *history, rows.responsibilities()
         level_log_probas = gate.level_log_probas(
             designs.source, design=self._gate_design(gate, designs)
         )

@@ -16,9 +16,14 @@ the in-memory EM:
   (another pass only when the full step is refused).
 
 Same start, same steps: the fit agrees with the in-memory one to rounding.
-A source of blocks is any object with ``n_rows`` and ``sum(function,
-**kwargs)`` (the sum over blocks of ``function(X, y, sample_weight,
-**kwargs)``): :class:`ArrayBlocks` here, ``DaskBlocks`` in ``_dask``.
+A source of statistics is any object with ``n_rows`` and the methods
+``em_statistics``, ``trial_statistics`` and ``expert_statistics`` that return
+the sums of the functions of :mod:`skmoe._statistics` over its rows. Row
+blocks get them from :class:`~skmoe._statistics.SummedBlocks` and their
+``sum(function, **kwargs)`` (:class:`ArrayBlocks` here, ``DaskBlocks`` in
+``_dask``); the in-memory fit of linear experts uses
+:class:`~skmoe._fused.FusedRows`, which computes them in two passes over
+cache-sized chunks.
 """
 
 import copy
@@ -33,12 +38,7 @@ from skmoe._softmax import (
     softmax_penalty,
     uses_full_hessian,
 )
-from skmoe._statistics import (
-    em_statistics,
-    expert_statistics,
-    sum_statistics,
-    trial_statistics,
-)
+from skmoe._statistics import SummedBlocks, sum_statistics
 
 __all__ = ["ArrayBlocks", "blockwise_em"]
 
@@ -56,7 +56,7 @@ _LOGISTIC_MAX_NEWTON = 10
 _LOGISTIC_GAIN_TOL = 1e-12
 
 
-class ArrayBlocks:
+class ArrayBlocks(SummedBlocks):
     """Row blocks of in-memory arrays, summed one after the other.
 
     Parameters
@@ -132,10 +132,10 @@ def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
 
 def _e_step(estimator, gate, pool, blocks, options):
     """Return the statistics at the model, after pruning starving experts."""
-    statistics = blocks.sum(em_statistics, gate=gate, pool=pool, **options)
+    statistics = blocks.em_statistics(gate=gate, pool=pool, **options)
     mean_weight = statistics["weight"] / statistics["n_rows"]
     if estimator._prune_starving(gate, statistics["mass"] / mean_weight):
-        statistics = blocks.sum(em_statistics, gate=gate, pool=pool, **options)
+        statistics = blocks.em_statistics(gate=gate, pool=pool, **options)
     return statistics
 
 
@@ -178,8 +178,8 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
         linear_coef = None
 
     def score(trials, linear_coef):
-        found = blocks.sum(
-            trial_statistics, gate_trials=trials, linear_coef=linear_coef, **model
+        found = blocks.trial_statistics(
+            gate_trials=trials, linear_coef=linear_coef, **model
         )
         return found["gates"], found.get("squared_residuals")
 
@@ -277,8 +277,7 @@ def _logistic_m_step(pool, blocks, statistics, model):
         first_pass = {}
 
         def score(trials, _, first_pass=first_pass):
-            found = blocks.sum(
-                trial_statistics,
+            found = blocks.trial_statistics(
                 expert_trials=trials[0],
                 newton_at_first_trial=not first_pass,
                 **model,
@@ -294,5 +293,5 @@ def _logistic_m_step(pool, blocks, statistics, model):
         if np.array_equal(coef, first_pass["full_step"]):
             experts = first_pass["newton"]
         else:
-            experts = blocks.sum(expert_statistics, coef=coef, **model)
+            experts = blocks.expert_statistics(coef=coef, **model)
     pool.coef_ = coef

@@ -10,7 +10,7 @@ so the client receives one small result per pass and never the data.
 
 import numpy as np
 
-from skmoe._statistics import sum_statistics
+from skmoe._statistics import SummedBlocks, sum_statistics
 
 __all__ = ["DaskBlocks", "check_dask_data", "is_dask_array", "map_method"]
 
@@ -228,7 +228,7 @@ def _persist_on_cluster(*arrays):
     return dask.persist(*arrays)
 
 
-class DaskBlocks:
+class DaskBlocks(SummedBlocks):
     """The row blocks of dask arrays, summed on the cluster.
 
     Parameters

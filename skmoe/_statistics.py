@@ -37,6 +37,7 @@ from skmoe._softmax import (
 )
 
 __all__ = [
+    "SummedBlocks",
     "block_posterior",
     "em_statistics",
     "expert_statistics",
@@ -374,3 +375,25 @@ def likelihood_statistics(X, y, sample_weight, *, gate, pool, routing, top_k):
     return _float64(
         {"log_likelihood": sample_weight @ log_lik, "weight": np.sum(sample_weight)}
     )
+
+
+class SummedBlocks:
+    """The statistics of EM as sums over row blocks.
+
+    A mixin for sources of row blocks that implement ``sum(function,
+    **kwargs)``, the sum over their blocks of ``function(X, y,
+    sample_weight, **kwargs)``: it gives them the methods through which
+    ``_blockwise`` asks for statistics.
+    """
+
+    def em_statistics(self, **kwargs):
+        """Return the sum over blocks of :func:`em_statistics`."""
+        return self.sum(em_statistics, **kwargs)
+
+    def trial_statistics(self, **kwargs):
+        """Return the sum over blocks of :func:`trial_statistics`."""
+        return self.sum(trial_statistics, **kwargs)
+
+    def expert_statistics(self, **kwargs):
+        """Return the sum over blocks of :func:`expert_statistics`."""
+        return self.sum(expert_statistics, **kwargs)

@@ -20,7 +20,7 @@ LAYERS = [
     {"_estimators", "_scoring"},
     {"_base"},
     {"_blockwise", "_dask", "_stepwise"},
-    {"_statistics"},
+    {"_statistics", "_fused"},
     {"_gating", "_experts", "_routing", "_init"},
     {"_softmax"},
     {"_backend"},
