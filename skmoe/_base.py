@@ -47,7 +47,7 @@ from skmoe._backend import (
 )
 from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
-from skmoe._fused import FusedRows, supports_fused
+from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree
 from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
@@ -70,6 +70,10 @@ _INIT_GATE_MAX_ROWS = 50_000
 # run; the fit continues from the best ("restarts over pairings", DESIGN §2).
 _PLACEMENT_CANDIDATES = 4
 _PLACEMENT_EM_ITERATIONS = 10
+# A later placement is kept only if it beats the best so far by more than
+# rounding: mirrored placements reach the same objective, and which one a
+# last-digit difference picks must not depend on how the sums were ordered.
+_PLACEMENT_TIE = 1e-9
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
 # can choose a poor one (measured: a 2-expert classifier started on 1,000
@@ -467,7 +471,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             alpha=alpha,
             n_steps=_INIT_GATE_NEWTON_STEPS,
         )
-        pool.m_step(designs, y_encoded, sample_weight[:, None] * resp)
+        if supports_fused(designs.source, pool):
+            fit_linear_experts(pool, designs, y_encoded, sample_weight[:, None] * resp)
+        else:
+            pool.m_step(designs, y_encoded, sample_weight[:, None] * resp)
         return gate, pool
 
     def _start_rows(self, n_samples, rs):
@@ -546,7 +553,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 sample_weight,
                 max_iter=_PLACEMENT_EM_ITERATIONS,
             )[0][-1]
-            if best is None or objective > best[0]:
+            if best is None or objective > best[0] + _PLACEMENT_TIE * abs(best[0]):
                 best = (objective, gate, pool)
         return best[1], best[2]
 

@@ -26,6 +26,7 @@ It returns the same sums as :mod:`skmoe._statistics`, so the M-step rules
 are the same, and so is the fit, to rounding.
 """
 
+import copy
 import functools
 
 import numpy as np
@@ -34,7 +35,7 @@ from skmoe._backend import packed_products_into, unpack_gram
 from skmoe._routing import log_posterior
 from skmoe._softmax import uses_full_hessian
 
-__all__ = ["FusedRows", "supports_fused"]
+__all__ = ["FusedRows", "fit_linear_experts", "supports_fused"]
 
 # Bytes of one chunk's packed products (n_pairs x rows). With them, the
 # chunk's (K, rows) arrays and its curvature weights, a chunk stays within
@@ -42,6 +43,18 @@ __all__ = ["FusedRows", "supports_fused"]
 _CHUNK_BYTES = 1 << 20
 _MIN_CHUNK_ROWS = 512
 _MAX_CHUNK_ROWS = 16384
+
+
+def _chunk_rows(design):
+    """Return the rows per chunk of a transposed design: see ``_CHUNK_BYTES``."""
+    p = design.shape[0]
+    rows = _CHUNK_BYTES // (p * (p + 1) // 2 * design.itemsize)
+    return int(np.clip(rows, _MIN_CHUNK_ROWS, _MAX_CHUNK_ROWS))
+
+
+def _chunks(n_rows, chunk_rows):
+    for start in range(0, n_rows, chunk_rows):
+        yield slice(start, min(start + chunk_rows, n_rows))
 
 
 def supports_fused(X, pool):
@@ -180,6 +193,19 @@ def _full_curvature(off_diagonal, n_problems, n_classes):
 class FusedRows:
     """The rows of an in-memory fit, chunked and transposed for EM's passes.
 
+    A source of statistics for :func:`~skmoe._blockwise.blockwise_em`, which
+    asks, per iteration, for the E-step's statistics at the model
+    (:meth:`em_statistics`), then for the line search's trials and the new
+    experts' squared residuals (:meth:`trial_statistics`).
+
+    One pass per iteration serves both. The squared residuals at the new
+    coefficients follow from sums the E-step's pass already made (see
+    :meth:`_squared_residuals`). And the pass that scores the gates' full
+    Newton step, which the line search nearly always accepts, also computes
+    the next E-step at the model that accepting it gives; the next call of
+    :meth:`em_statistics` returns that when the model is indeed the one it
+    was computed for (compared exactly), and makes a pass otherwise.
+
     Parameters
     ----------
     designs : DesignCache
@@ -198,58 +224,28 @@ class FusedRows:
         self.y = y
         self.sample_weight = sample_weight
         self.n_rows = y.shape[0]
-        p = self.gate_x.shape[0]
-        n_pairs = p * (p + 1) // 2
-        rows = _CHUNK_BYTES // (n_pairs * self.gate_x.itemsize)
-        self.chunk_rows = int(np.clip(rows, _MIN_CHUNK_ROWS, _MAX_CHUNK_ROWS))
-        # The responsibilities of the last E-step, for the trial pass and
-        # for the caller.
+        self.chunk_rows = _chunk_rows(self.gate_x)
+        # The responsibilities of the last E-step (for the trials, and for
+        # the caller), and a buffer for those of a speculative one.
         self.resp = np.empty((pool.n_experts, self.n_rows), dtype=self.gate_x.dtype)
+        self._next_resp = None
+        self._residuals = None  # the last E-step's sums for _squared_residuals
+        self._speculation = None
 
     def _chunks(self):
-        for start in range(0, self.n_rows, self.chunk_rows):
-            yield slice(start, min(start + self.chunk_rows, self.n_rows))
+        return _chunks(self.n_rows, self.chunk_rows)
 
     def responsibilities(self):
         """Return the last E-step's responsibilities, (n_samples, n_experts)."""
         return self.resp.T
 
-    def _means(self, coef, intercept, rows):
-        """Return the experts' predictions on a chunk, (K, rows)."""
+    def _coef(self, coef, intercept):
+        """Return a copy of the experts' coefficients on the design, (K, p)."""
         if not self.fit_intercept:
-            return coef @ self.expert_x[:, rows]
-        # The design's row of ones adds the intercepts within the product.
-        return (
-            np.concatenate([coef, intercept[:, None]], axis=1) @ self.expert_x[:, rows]
-        )
+            return np.array(coef)
+        return np.concatenate([coef, intercept[:, None]], axis=1)
 
-    def _expert_log_likelihood(self, pool, rows):
-        """Return ``log p_k(y_i | x_i)`` on a chunk, (K, rows)."""
-        log_lik = self._means(pool.coef_, pool.intercept_, rows)
-        np.subtract(self.y[rows], log_lik, out=log_lik)
-        np.square(log_lik, out=log_lik)
-        log_lik *= (-0.5 / pool.variance_)[:, None]
-        log_lik -= 0.5 * np.log(2.0 * np.pi * pool.variance_)[:, None]
-        return log_lik
-
-    def _posterior(self, log_joint, rows, routing, top_k):
-        """Return the chunk's log-bound; store its responsibilities."""
-        resp = self.resp[:, rows]
-        if routing != "soft":
-            log_bound, log_resp = log_posterior(
-                log_joint.T, routing=routing, top_k=top_k
-            )
-            np.exp(log_resp.T, out=resp)
-            return log_bound
-        # The leaves' gate is normalised: the logsumexp over the experts is
-        # the likelihood, and the exponentials it sums give the posterior.
-        top = log_joint.max(axis=0)
-        top = np.where(np.isfinite(top), top, 0.0)
-        log_joint -= top
-        np.exp(log_joint, out=log_joint)
-        total = log_joint.sum(axis=0)
-        np.divide(log_joint, total, out=resp)
-        return np.log(total) + top
+    # The statistics -----------------------------------------------------------
 
     def em_statistics(self, *, gate, pool, routing, top_k):
         """Return the E-step at the model and the M-step's sums.
@@ -258,6 +254,90 @@ class FusedRows:
         (but ``squares``, which EM on linear experts does not use); the
         responsibilities are kept for :meth:`trial_statistics`.
         """
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and _same_model(speculation["model"], gate, pool):
+            self.resp, self._next_resp = self._next_resp, self.resp
+            self._residuals = speculation["residuals"]
+            return speculation["statistics"]
+        statistics, self._residuals, _ = self._pass(
+            gate, pool, routing, top_k, out=self.resp
+        )
+        return statistics
+
+    def trial_statistics(
+        self,
+        *,
+        gate,
+        pool,
+        routing,
+        top_k,
+        gate_trials=None,
+        linear_coef=None,
+        **unsupported,
+    ):
+        """Return the line searches' and the variance update's sums.
+
+        Those of :func:`~skmoe._statistics.trial_statistics`, scored on the
+        responsibilities of the last :meth:`em_statistics` (``gate`` and
+        ``pool`` are the model the M-step started from).
+        """
+        if unsupported.get("expert_trials") is not None:
+            raise TypeError("FusedRows fits linear experts only.")
+        statistics = {}
+        if linear_coef is not None:
+            statistics["squared_residuals"] = self._squared_residuals(*linear_coef)
+        if not gate_trials:
+            return statistics
+        if linear_coef is not None and all(t.shape[0] == 1 for t in gate_trials):
+            # The line search's first pass: the full steps alone. Speculate.
+            model = _next_model(
+                gate, pool, gate_trials, linear_coef, statistics, self._residuals
+            )
+            if self._next_resp is None:
+                self._next_resp = np.empty_like(self.resp)
+            found, residuals, fits = self._pass(
+                *model, routing, top_k, out=self._next_resp, trials=gate_trials
+            )
+            self._speculation = {
+                "model": model[:2],
+                "statistics": found,
+                "residuals": residuals,
+            }
+            statistics["gates"] = fits
+            return statistics
+        statistics["gates"] = self._trial_pass(gate, gate_trials)
+        return statistics
+
+    def _squared_residuals(self, coef, intercept):
+        """Return each expert's weighted squared residuals at new coefficients.
+
+        With ``e = y - x b`` the residuals at the E-step's coefficients
+        ``b``, and ``d = b' - b``: ``sum W (e - x d)^2 = sum W e^2 - 2 d.(sum
+        W e x) + d' G d``, where G is the experts' weighted Gram matrix. The
+        three sums come from the E-step's pass, so no pass is needed. The
+        terms are of the size of residuals, not of y: nothing cancels
+        catastrophically, as it would in ``sum W y^2 - ...``.
+        """
+        squares, moment, gram, old, _ = self._residuals
+        step = self._coef(coef, intercept) - old
+        ssr = (
+            squares
+            - 2.0 * np.einsum("kp,kp->k", step, moment)
+            + np.einsum("kp,kpq,kq->k", step, gram, step)
+        )
+        return np.maximum(ssr, 0.0)
+
+    # Passes over the chunks ---------------------------------------------------
+
+    def _pass(self, gate, pool, routing, top_k, *, out, trials=None):
+        """Return the E-step's statistics at a model, from one pass.
+
+        Writes the responsibilities to ``out``. Also returns the sums of
+        :meth:`_squared_residuals` at the model's coefficients and, given
+        one trial per gate problem, that trial gate's fit on the
+        responsibilities in ``self.resp`` (the gate of the model is then
+        that trial: its log-probabilities serve both).
+        """
         levels = [(_transposed_coef(coef), coef.shape[0]) for coef in gate.coef]
         full = [
             uses_full_hessian("auto", coef.shape[2], coef.shape[1])
@@ -265,12 +345,15 @@ class FusedRows:
         ]
         shared = self.gate_x is self.expert_x
         n_experts = pool.n_experts
+        coef = self._coef(pool.coef_, pool.intercept_)
+        scale = -0.5 / pool.variance_[:, None]
+        offset = -0.5 * np.log(2.0 * np.pi * pool.variance_)[:, None]
         # Columns of the chunk's one GEMM against the gate's packed
         # products: the experts' weights when they share the gate's design,
         # then every level's curvature rows.
         n_columns = [n_experts] if shared else []
-        for coef, is_full in zip(gate.coef, full, strict=True):
-            n_problems, b = coef.shape[0], coef.shape[2]
+        for level_coef, is_full in zip(gate.coef, full, strict=True):
+            n_problems, b = level_coef.shape[0], level_coef.shape[2]
             n_columns.append(n_problems * (b * (b - 1) // 2 if is_full else b))
         bounds = np.cumsum([0, *n_columns])
         V = np.empty((bounds[-1], self.chunk_rows), dtype=self.gate_x.dtype)
@@ -281,26 +364,42 @@ class FusedRows:
             expert_sums = np.zeros((expert_products.shape[0], n_experts))
         bound, mass = 0.0, np.zeros(n_experts)
         moment = np.zeros((n_experts, self.expert_x.shape[0]))
-        fits = [np.zeros(coef.shape[0]) for coef in gate.coef]
+        residual_moment, squares = np.zeros_like(moment), np.zeros(n_experts)
+        fits = [np.zeros(level_coef.shape[0]) for level_coef in gate.coef]
+        trial_fits = [np.zeros(level_coef.shape[0]) for level_coef in gate.coef]
         gradients = [
-            np.zeros((coef.shape[0] * coef.shape[2], coef.shape[1]))
-            for coef in gate.coef
+            np.zeros((level_coef.shape[0] * level_coef.shape[2], level_coef.shape[1]))
+            for level_coef in gate.coef
         ]
 
         for rows in self._chunks():
             x, y, w = self.gate_x[:, rows], self.y[rows], self.sample_weight[rows]
+            expert_x = self.expert_x[:, rows]
             n = x.shape[1]
             softmax = _softmax_levels(levels, x)
-            log_joint = self._expert_log_likelihood(pool, rows)
+            if trials is not None:
+                previous = _node_posteriors(self.resp[:, rows] * w, gate.hierarchy)
+                for level, (log_proba, _) in enumerate(softmax):
+                    trial_fits[level] += np.einsum(
+                        "pbr,pbr->p",
+                        previous[level + 1].reshape(log_proba.shape),
+                        log_proba,
+                    )
+            residual = np.subtract(y, coef @ expert_x)
+            log_joint = np.square(residual)
+            log_joint *= scale
+            log_joint += offset
             log_joint += _leaf_log_proba([lp for lp, _ in softmax], gate.pruned)
-            log_bound = self._posterior(log_joint, rows, routing, top_k)
+            log_bound = self._posterior(log_joint, out[:, rows], routing, top_k)
             weighted = np.multiply(
-                self.resp[:, rows], w, out=V[:n_experts, :n] if shared else None
+                out[:, rows], w, out=V[:n_experts, :n] if shared else None
             )
             bound += float(w @ log_bound)
             mass += weighted.sum(axis=1)
-            expert_x = self.expert_x[:, rows]
             moment += (weighted * y) @ expert_x.T
+            weighted_residual = residual * weighted
+            residual_moment += weighted_residual @ expert_x.T
+            squares += np.einsum("kr,kr->k", weighted_residual, residual)
 
             posteriors = _node_posteriors(weighted, gate.hierarchy)
             for level, (log_proba, proba) in enumerate(softmax):
@@ -308,8 +407,9 @@ class FusedRows:
                 children = posteriors[level + 1].reshape(log_proba.shape)
                 fits[level] += np.einsum("pbr,pbr->p", children, log_proba)
                 weighted_proba = reach[:, None, :] * proba
-                residual = np.subtract(children, weighted_proba)
-                gradients[level] += residual.reshape(-1, n) @ x.T
+                gradients[level] += (
+                    np.subtract(children, weighted_proba).reshape(-1, n) @ x.T
+                )
                 first = level + int(shared)
                 _curvature_rows_into(
                     V[bounds[first] : bounds[first + 1], :n].reshape(
@@ -334,7 +434,7 @@ class FusedRows:
             expert_gram = unpack_gram(expert_sums, self.expert_x.shape[0])
             gate_grams = grams
         p_gate = self.gate_x.shape[0]
-        return {
+        statistics = {
             "n_rows": self.n_rows,
             "weight": float(np.sum(self.sample_weight, dtype=np.float64)),
             "bound": bound,
@@ -343,42 +443,46 @@ class FusedRows:
                 {
                     "fit": fit,
                     "gradient": np.transpose(
-                        gradient.reshape(coef.shape[0], coef.shape[2], p_gate),
+                        gradient.reshape(
+                            level_coef.shape[0], level_coef.shape[2], p_gate
+                        ),
                         (0, 2, 1),
                     ),
                     "gram": (
-                        _full_curvature(gram, coef.shape[0], coef.shape[2])
+                        _full_curvature(gram, level_coef.shape[0], level_coef.shape[2])
                         if is_full
                         else gram
                     ),
                 }
-                for coef, fit, gradient, gram, is_full in zip(
+                for level_coef, fit, gradient, gram, is_full in zip(
                     gate.coef, fits, gradients, gate_grams, full, strict=True
                 )
             ],
             "experts": {"gram": expert_gram, "moment": moment},
         }
+        residuals = (squares, residual_moment, expert_gram, coef, mass)
+        return statistics, residuals, [fit[None, :] for fit in trial_fits]
 
-    def trial_statistics(
-        self,
-        *,
-        gate,
-        pool,
-        routing,
-        top_k,
-        gate_trials=None,
-        linear_coef=None,
-        **unsupported,
-    ):
-        """Return the line searches' and the variance update's sums.
+    def _posterior(self, log_joint, resp, routing, top_k):
+        """Return the chunk's log-bound; write its responsibilities to ``resp``."""
+        if routing != "soft":
+            log_bound, log_resp = log_posterior(
+                log_joint.T, routing=routing, top_k=top_k
+            )
+            np.exp(log_resp.T, out=resp)
+            return log_bound
+        # The leaves' gate is normalised: the logsumexp over the experts is
+        # the likelihood, and the exponentials it sums give the posterior.
+        top = log_joint.max(axis=0)
+        top = np.where(np.isfinite(top), top, 0.0)
+        log_joint -= top
+        np.exp(log_joint, out=log_joint)
+        total = log_joint.sum(axis=0)
+        np.divide(log_joint, total, out=resp)
+        return np.log(total) + top
 
-        Those of :func:`~skmoe._statistics.trial_statistics`, scored on the
-        responsibilities of the last :meth:`em_statistics` (the model the
-        M-step started from).
-        """
-        if unsupported.get("expert_trials") is not None:
-            raise TypeError("FusedRows fits linear experts only.")
-        gate_trials = gate_trials or []
+    def _trial_pass(self, gate, gate_trials):
+        """Return the fits of several trials per gate problem, (n_trials, P)."""
         levels = [
             (
                 _transposed_coef(trials.reshape(-1, *trials.shape[2:])),
@@ -387,17 +491,12 @@ class FusedRows:
             for trials in gate_trials
         ]
         fits = [np.zeros(trials.shape[:2]) for trials in gate_trials]
-        squared_residuals = np.zeros(pool.n_experts)
         for rows in self._chunks():
             x, w = self.gate_x[:, rows], self.sample_weight[rows]
-            weighted = self.resp[:, rows] * w
-            posteriors = _node_posteriors(weighted, gate.hierarchy)
+            posteriors = _node_posteriors(self.resp[:, rows] * w, gate.hierarchy)
+            softmax = _softmax_levels(levels, x, with_proba=False)
             for level, ((log_proba, _), trials) in enumerate(
-                zip(
-                    _softmax_levels(levels, x, with_proba=False),
-                    gate_trials,
-                    strict=True,
-                )
+                zip(softmax, gate_trials, strict=True)
             ):
                 n_trials, n_problems, _, b = trials.shape
                 children = posteriors[level + 1].reshape(n_problems, b, -1)
@@ -406,22 +505,86 @@ class FusedRows:
                     children,
                     log_proba.reshape(n_trials, n_problems, b, -1),
                 )
-            if linear_coef is not None:
-                coef, intercept = linear_coef
-                means = self._means(coef, intercept, rows)
-                squared = np.square(
-                    np.subtract(self.y[rows], means, out=means), out=means
-                )
-                squared_residuals += np.einsum("kr,kr->k", weighted, squared)
-        statistics = {}
-        if gate_trials:
-            statistics["gates"] = fits
-        if linear_coef is not None:
-            statistics["squared_residuals"] = squared_residuals
-        return statistics
+        return fits
+
+
+def _next_model(gate, pool, gate_trials, linear_coef, statistics, residuals):
+    """Return the model an M-step gives if the gates take their full steps.
+
+    ``gate`` and ``pool`` are the model the M-step started from; the
+    experts' variances are updated as ``LinearGaussianExperts`` does, from
+    the squared residuals in ``statistics``.
+    """
+    next_gate = copy.deepcopy(gate)
+    next_gate.coef = [trials[0] for trials in gate_trials]
+    next_pool = copy.deepcopy(pool)
+    next_pool.coef_, next_pool.intercept_ = (np.array(a) for a in linear_coef)
+    mass = residuals[4]
+    next_pool.update_variance(statistics["squared_residuals"], mass)
+    return next_gate, next_pool
+
+
+def _same_model(model, gate, pool):
+    """Return whether ``gate`` and ``pool`` hold exactly the model's parameters."""
+    next_gate, next_pool = model
+    return (
+        np.array_equal(next_gate.pruned, gate.pruned)
+        and all(
+            np.array_equal(a, b) for a, b in zip(next_gate.coef, gate.coef, strict=True)
+        )
+        and all(
+            np.array_equal(getattr(next_pool, name), getattr(pool, name))
+            for name in ("coef_", "intercept_", "variance_")
+        )
+    )
 
 
 def _products_buffer(design, chunk_rows):
     """Return an empty buffer for a chunk's packed products of ``design``."""
     p = design.shape[0]
     return np.empty((p * (p + 1) // 2, chunk_rows), dtype=design.dtype)
+
+
+def fit_linear_experts(pool, designs, y, weights):
+    """Refit linear experts to given weights, in two passes over chunks.
+
+    What ``LinearGaussianExperts.m_step`` computes (but the log-likelihood
+    it returns): the weighted Gram matrices and moments of all experts in
+    one pass, the batched solve, then the squared residuals at the new
+    coefficients for the variances. For a start's M-step, whose weights are
+    given rather than computed by an E-step.
+
+    Parameters
+    ----------
+    pool : LinearGaussianExperts
+        Updated in place.
+    designs : DesignCache
+        The fit's designs (NumPy source).
+    y : ndarray of shape (n_samples,)
+    weights : ndarray of shape (n_samples, n_experts)
+        Each expert's sample weights.
+    """
+    design = designs.transposed(intercept=pool.fit_intercept)
+    p, n_experts = design.shape[0], weights.shape[1]
+    chunk_rows = _chunk_rows(design)
+    buffer = _products_buffer(design, chunk_rows)
+    sums, moment = np.zeros((buffer.shape[0], n_experts)), np.zeros((n_experts, p))
+    mass = np.zeros(n_experts)
+    for rows in _chunks(design.shape[1], chunk_rows):
+        x, chunk_weights = design[:, rows], np.ascontiguousarray(weights[rows].T)
+        mass += chunk_weights.sum(axis=1)
+        moment += (chunk_weights * y[rows]) @ x.T
+        sums += packed_products_into(x, buffer[:, : x.shape[1]]) @ chunk_weights.T
+    # In the data's precision, as the in-memory M-step solves.
+    pool.solve(
+        unpack_gram(sums, p).astype(design.dtype), moment.astype(design.dtype), mass
+    )
+    coef = pool.coef_
+    if pool.fit_intercept:
+        coef = np.concatenate([coef, pool.intercept_[:, None]], axis=1)
+    ssr = np.zeros(n_experts)
+    for rows in _chunks(design.shape[1], chunk_rows):
+        residual = np.subtract(y[rows], coef @ design[:, rows])
+        np.square(residual, out=residual)
+        ssr += np.einsum("rk,kr->k", weights[rows], residual)
+    pool.update_variance(ssr, mass)
