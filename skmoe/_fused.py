@@ -40,7 +40,7 @@ __all__ = ["FusedRows", "fit_linear_experts", "supports_fused"]
 # Bytes of one chunk's packed products (n_pairs x rows). With them, the
 # chunk's (K, rows) arrays and its curvature weights, a chunk stays within
 # the 2 MiB L2 cache measured here.
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 21
 _MIN_CHUNK_ROWS = 512
 _MAX_CHUNK_ROWS = 16384
 
@@ -95,7 +95,7 @@ def _softmax_levels(levels, x, *, with_proba=True):
         proba = np.exp(logits)
         norm = proba.sum(axis=1, keepdims=True)
         if with_proba:
-            proba /= norm
+            proba *= 1.0 / norm
         logits -= np.log(norm)
         found.append((logits, proba if with_proba else None))
     return found
@@ -119,14 +119,15 @@ def _leaf_log_proba(level_log_probas, pruned):
     return reach - _logsumexp_rows(reach)
 
 
-def _node_posteriors(weighted_resp, hierarchy):
+def _node_posteriors(weighted_resp, hierarchy, *, with_root=True):
     """Return the weighted posterior of reaching every node, per level.
 
-    (P_l, rows) per level, root first, leaves last: sums of the leaves'
-    (K, rows) weighted responsibilities over the leaves below each node.
+    (P_l, rows) per level, root first (unless not ``with_root``: a gate's
+    fit needs its children's only), leaves last: sums of the leaves' (K,
+    rows) weighted responsibilities over the leaves below each node.
     """
     posteriors = [weighted_resp]
-    for branching in reversed(hierarchy):
+    for branching in reversed(hierarchy[int(not with_root) :]):
         below = posteriors[0]
         posteriors.insert(0, below.reshape(-1, branching, below.shape[1]).sum(axis=1))
     return posteriors
@@ -357,14 +358,14 @@ class FusedRows:
             n_columns.append(n_problems * (b * (b - 1) // 2 if is_full else b))
         bounds = np.cumsum([0, *n_columns])
         V = np.empty((bounds[-1], self.chunk_rows), dtype=self.gate_x.dtype)
-        gate_products = _products_buffer(self.gate_x, self.chunk_rows)
-        gate_sums = np.zeros((gate_products.shape[0], bounds[-1]))
+        gate_sums = _GramSums(self.gate_x, bounds[-1], self.chunk_rows, intercept=True)
         if not shared:
-            expert_products = _products_buffer(self.expert_x, self.chunk_rows)
-            expert_sums = np.zeros((expert_products.shape[0], n_experts))
+            expert_sums = _GramSums(
+                self.expert_x, n_experts, self.chunk_rows, intercept=self.fit_intercept
+            )
         bound, mass = 0.0, np.zeros(n_experts)
-        moment = np.zeros((n_experts, self.expert_x.shape[0]))
-        residual_moment, squares = np.zeros_like(moment), np.zeros(n_experts)
+        residual_moment = np.zeros((n_experts, self.expert_x.shape[0]))
+        squares = np.zeros(n_experts)
         fits = [np.zeros(level_coef.shape[0]) for level_coef in gate.coef]
         trial_fits = [np.zeros(level_coef.shape[0]) for level_coef in gate.coef]
         gradients = [
@@ -378,11 +379,13 @@ class FusedRows:
             n = x.shape[1]
             softmax = _softmax_levels(levels, x)
             if trials is not None:
-                previous = _node_posteriors(self.resp[:, rows] * w, gate.hierarchy)
+                previous = _node_posteriors(
+                    self.resp[:, rows] * w, gate.hierarchy, with_root=False
+                )
                 for level, (log_proba, _) in enumerate(softmax):
                     trial_fits[level] += np.einsum(
                         "pbr,pbr->p",
-                        previous[level + 1].reshape(log_proba.shape),
+                        previous[level].reshape(log_proba.shape),
                         log_proba,
                     )
             residual = np.subtract(y, coef @ expert_x)
@@ -396,7 +399,6 @@ class FusedRows:
             )
             bound += float(w @ log_bound)
             mass += weighted.sum(axis=1)
-            moment += (weighted * y) @ expert_x.T
             weighted_residual = residual * weighted
             residual_moment += weighted_residual @ expert_x.T
             squares += np.einsum("kr,kr->k", weighted_residual, residual)
@@ -419,20 +421,19 @@ class FusedRows:
                     proba,
                     full=full[level],
                 )
-            products = packed_products_into(x, gate_products[:, :n])
-            gate_sums += products @ V[:, :n].T
+            gate_sums.add(x, V[:, :n])
             if not shared:
-                products = packed_products_into(expert_x, expert_products[:, :n])
-                expert_sums += products @ weighted.T
+                expert_sums.add(expert_x, weighted)
 
-        grams = np.split(
-            unpack_gram(gate_sums, self.gate_x.shape[0]), bounds[1:-1], axis=0
-        )
+        grams = np.split(gate_sums.grams(), bounds[1:-1], axis=0)
         if shared:
             expert_gram, *gate_grams = grams
         else:
-            expert_gram = unpack_gram(expert_sums, self.expert_x.shape[0])
+            expert_gram = expert_sums.grams()
             gate_grams = grams
+        # sum W y x = sum W e x + G b: a sum, so nothing cancels, and it
+        # saves the pass a product per chunk.
+        moment = residual_moment + np.einsum("kpq,kq->kp", expert_gram, coef)
         p_gate = self.gate_x.shape[0]
         statistics = {
             "n_rows": self.n_rows,
@@ -473,12 +474,12 @@ class FusedRows:
             return log_bound
         # The leaves' gate is normalised: the logsumexp over the experts is
         # the likelihood, and the exponentials it sums give the posterior.
+        # At least one leaf is not pruned: every row's maximum is finite.
         top = log_joint.max(axis=0)
-        top = np.where(np.isfinite(top), top, 0.0)
         log_joint -= top
         np.exp(log_joint, out=log_joint)
         total = log_joint.sum(axis=0)
-        np.divide(log_joint, total, out=resp)
+        np.multiply(log_joint, 1.0 / total, out=resp)
         return np.log(total) + top
 
     def _trial_pass(self, gate, gate_trials):
@@ -539,10 +540,69 @@ def _same_model(model, gate, pool):
     )
 
 
-def _products_buffer(design, chunk_rows):
-    """Return an empty buffer for a chunk's packed products of ``design``."""
-    p = design.shape[0]
-    return np.empty((p * (p + 1) // 2, chunk_rows), dtype=design.dtype)
+class _GramSums:
+    """Weighted Gram matrices of a transposed design, summed over chunks.
+
+    Each chunk forms the packed products ``x_a x_b`` (a <= b) of its rows
+    once, in a buffer that stays in cache, and one GEMM against the chunk's
+    weight rows adds all the Gram matrices. When the design's last row is
+    its intercept (ones), the products with it are the design itself: they
+    are taken by a GEMM with the chunk, not formed (11 of 66 products at
+    p = 11, whose forming costs as much as the GEMM that reads them).
+
+    Parameters
+    ----------
+    design : ndarray of shape (p, n_samples)
+    n_columns : int
+        Weight rows per chunk (Gram matrices).
+    chunk_rows : int
+    intercept : bool
+        Whether the design's last row is ones.
+    """
+
+    def __init__(self, design, n_columns, chunk_rows, *, intercept):
+        self.p = design.shape[0]
+        self.n_formed = self.p - int(intercept)
+        n_pairs = self.n_formed * (self.n_formed + 1) // 2
+        self.buffer = np.empty((n_pairs, chunk_rows), dtype=design.dtype)
+        self.products = np.zeros((n_pairs, n_columns))
+        self.linear = np.zeros((self.p, n_columns)) if intercept else None
+
+    def add(self, x, V):
+        """Add the Gram matrices of a chunk ``x`` (p, rows) for weights V (m, rows)."""
+        products = packed_products_into(
+            x[: self.n_formed], self.buffer[:, : x.shape[1]]
+        )
+        self.products += products @ V.T
+        if self.linear is not None:
+            self.linear += x @ V.T
+
+    def grams(self):
+        """Return the sums as symmetric Gram matrices, (m, p, p), float64."""
+        packed = self.products
+        if self.linear is not None:
+            packed = np.concatenate([packed, self.linear])[_intercept_order(self.p)]
+        return unpack_gram(packed, self.p)
+
+
+@functools.cache
+def _intercept_order(p):
+    """Return where each packed pair of p columns is in [formed, linear] rows.
+
+    The formed products are the packed pairs of the first p - 1 columns; the
+    linear rows are the sums ``x_a * 1`` for every column a (the last: the
+    sum of the weights), that is the pairs (a, p - 1).
+    """
+    formed = {
+        pair: i for i, pair in enumerate(zip(*np.triu_indices(p - 1), strict=True))
+    }
+    n_formed = len(formed)
+    return np.array(
+        [
+            n_formed + a if b == p - 1 else formed[a, b]
+            for a, b in zip(*np.triu_indices(p), strict=True)
+        ]
+    )
 
 
 def fit_linear_experts(pool, designs, y, weights):
@@ -567,18 +627,16 @@ def fit_linear_experts(pool, designs, y, weights):
     design = designs.transposed(intercept=pool.fit_intercept)
     p, n_experts = design.shape[0], weights.shape[1]
     chunk_rows = _chunk_rows(design)
-    buffer = _products_buffer(design, chunk_rows)
-    sums, moment = np.zeros((buffer.shape[0], n_experts)), np.zeros((n_experts, p))
+    sums = _GramSums(design, n_experts, chunk_rows, intercept=pool.fit_intercept)
+    moment = np.zeros((n_experts, p))
     mass = np.zeros(n_experts)
     for rows in _chunks(design.shape[1], chunk_rows):
         x, chunk_weights = design[:, rows], np.ascontiguousarray(weights[rows].T)
         mass += chunk_weights.sum(axis=1)
         moment += (chunk_weights * y[rows]) @ x.T
-        sums += packed_products_into(x, buffer[:, : x.shape[1]]) @ chunk_weights.T
+        sums.add(x, chunk_weights)
     # In the data's precision, as the in-memory M-step solves.
-    pool.solve(
-        unpack_gram(sums, p).astype(design.dtype), moment.astype(design.dtype), mass
-    )
+    pool.solve(sums.grams().astype(design.dtype), moment.astype(design.dtype), mass)
     coef = pool.coef_
     if pool.fit_intercept:
         coef = np.concatenate([coef, pool.intercept_[:, None]], axis=1)
