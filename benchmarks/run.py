@@ -165,18 +165,22 @@ def paired(first, second):
 def time_expert_m_step(model, X, y, repeats=3):
     """Best-of-``repeats`` seconds of the experts' M-step of a fitted model.
 
-    Internal API, as ``fit`` uses it: ``pool = model._expert_pool``,
-    ``designs = skmoe._backend.DesignCache(X)`` and
-    ``pool.m_step(designs, y, W)`` with ``W = sample_weight[:, None] * resp``
-    (here ``resp = model.predict_gate(X)``, unit sample weights). A copy of
-    the pool is refitted, so the model is left as it was. One untimed call
-    first (it may cache the packed products in the design cache).
+    Internal API, as ``fit`` uses it outside the fused EM iteration (where
+    the M-step's sums share the E-step's pass):
+    ``skmoe._fused.fit_linear_experts(pool, designs, y, W)`` with ``pool``
+    a copy of ``model._expert_pool``, ``designs =
+    skmoe._backend.DesignCache(X)`` and ``W = sample_weight[:, None] *
+    resp`` (here ``resp = model.predict_gate(X)``, unit sample weights):
+    the weighted Gram matrices and moments in one pass over chunks, the
+    batched solve, the squared residuals in a second pass. One untimed call
+    first (it builds the transposed design, cached in ``designs``).
 
     Returns ``(seconds, None)``, or ``(None, reason)`` when the internal API
     no longer fits this call.
     """
     try:
         from skmoe._backend import DesignCache
+        from skmoe._fused import fit_linear_experts
 
         X = np.ascontiguousarray(X, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
@@ -184,8 +188,14 @@ def time_expert_m_step(model, X, y, repeats=3):
         W = sample_weight[:, None] * model.predict_gate(X)
         pool = copy.deepcopy(model._expert_pool)
         designs = DesignCache(X)
-        pool.m_step(designs, y, W)
-        return min(timed(pool.m_step, designs, y, W)[0] for _ in range(repeats)), None
+        fit_linear_experts(pool, designs, y, W)
+        return (
+            min(
+                timed(fit_linear_experts, pool, designs, y, W)[0]
+                for _ in range(repeats)
+            ),
+            None,
+        )
     except Exception as error:  # report it, do not stop the suite
         return None, f"{type(error).__name__}: {error}"
 

@@ -42,6 +42,8 @@ __all__ = ["FusedRows", "fit_linear_experts", "supports_fused"]
 # the 2 MiB L2 cache measured here.
 _CHUNK_BYTES = 1 << 21
 _MIN_CHUNK_ROWS = 512
+# Rows of one GEMM against a chunk's packed products (see _GramSums.add).
+_GEMM_ROWS = 1024
 _MAX_CHUNK_ROWS = 16384
 
 
@@ -570,12 +572,16 @@ class _GramSums:
 
     def add(self, x, V):
         """Add the Gram matrices of a chunk ``x`` (p, rows) for weights V (m, rows)."""
-        products = packed_products_into(
-            x[: self.n_formed], self.buffer[:, : x.shape[1]]
-        )
-        self.products += products @ V.T
-        if self.linear is not None:
-            self.linear += x @ V.T
+        n = x.shape[1]
+        products = packed_products_into(x[: self.n_formed], self.buffer[:, :n])
+        # OpenBLAS reduces over a few hundred rows at a time far faster than
+        # over thousands for these thin products (measured here, 55 x 4766
+        # by 4766 x 10: 9-12 GFLOP/s in one call, 15-21 in 1024-row slices).
+        for start in range(0, n, _GEMM_ROWS):
+            rows = slice(start, min(start + _GEMM_ROWS, n))
+            self.products += products[:, rows] @ V[:, rows].T
+            if self.linear is not None:
+                self.linear += x[:, rows] @ V[:, rows].T
 
     def grams(self):
         """Return the sums as symmetric Gram matrices, (m, p, p), float64."""
