@@ -3,7 +3,8 @@
 When the data is a set of row blocks (a Dask array on a cluster), every EM
 iteration maps :mod:`skmoe._statistics` over the blocks and reduces the
 sums; the M-steps are then taken once, from the sums, by the same rules as
-the in-memory EM:
+the in-memory EM. The in-memory fit of linear experts runs this loop too,
+its sums computed by :class:`~skmoe._fused.FusedRows` on chunks of rows:
 
 * linear experts: the batched least-squares solve of the summed Gram
   matrices and moments, then their variances from one more pass (the
