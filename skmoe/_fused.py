@@ -11,19 +11,18 @@ again on a chunk that fits in cache.
 This module computes the same EM iteration on chunks of a few thousand rows
 held transposed: the design as (p, n_samples), the experts' and gates'
 arrays as (K, rows). Every operation then runs along the rows and every
-array of a chunk stays in cache. An iteration makes two passes:
-
-* :meth:`FusedRows.em_statistics`: the E-step at the model and every sum
-  the M-step needs. One set of packed products per chunk gives the
-  experts' weighted Gram matrices and every gate's curvature in one GEMM.
-  The responsibilities are kept, (K, n_samples), for the second pass.
-* :meth:`FusedRows.trial_statistics`: the fits of the gates' line-search
-  trials and the experts' squared residuals at their new coefficients.
+array of a chunk stays in cache. An iteration is one pass over the chunks
+(see :class:`FusedRows`): the E-step at the model and every sum the M-step
+needs, one set of packed products per chunk giving the experts' weighted
+Gram matrices and every gate's curvature in one GEMM; the experts' new
+variances follow from those sums, and the pass that scores the gates' full
+Newton step is also the next E-step.
 
 :class:`FusedRows` is a source of statistics for
 :func:`~skmoe._blockwise.blockwise_em`, like the row blocks of a Dask array.
 It returns the same sums as :mod:`skmoe._statistics`, so the M-step rules
-are the same, and so is the fit, to rounding.
+are the same, and so is the fit, to rounding. :func:`fit_linear_experts` is
+the experts' M-step alone, for a start's given responsibilities.
 """
 
 import copy
@@ -42,9 +41,9 @@ __all__ = ["FusedRows", "fit_linear_experts", "supports_fused"]
 # the 2 MiB L2 cache measured here.
 _CHUNK_BYTES = 1 << 21
 _MIN_CHUNK_ROWS = 512
+_MAX_CHUNK_ROWS = 16384
 # Rows of one GEMM against a chunk's packed products (see _GramSums.add).
 _GEMM_ROWS = 1024
-_MAX_CHUNK_ROWS = 16384
 
 
 def _chunk_rows(design):
@@ -294,7 +293,12 @@ class FusedRows:
         if linear_coef is not None and all(t.shape[0] == 1 for t in gate_trials):
             # The line search's first pass: the full steps alone. Speculate.
             model = _next_model(
-                gate, pool, gate_trials, linear_coef, statistics, self._residuals
+                gate,
+                pool,
+                gate_trials,
+                linear_coef,
+                squared_residuals=statistics["squared_residuals"],
+                mass=self._residuals[-1],
             )
             if self._next_resp is None:
                 self._next_resp = np.empty_like(self.resp)
@@ -302,7 +306,7 @@ class FusedRows:
                 *model, routing, top_k, out=self._next_resp, trials=gate_trials
             )
             self._speculation = {
-                "model": model[:2],
+                "model": model,
                 "statistics": found,
                 "residuals": residuals,
             }
@@ -511,19 +515,19 @@ class FusedRows:
         return fits
 
 
-def _next_model(gate, pool, gate_trials, linear_coef, statistics, residuals):
+def _next_model(gate, pool, gate_trials, linear_coef, *, squared_residuals, mass):
     """Return the model an M-step gives if the gates take their full steps.
 
     ``gate`` and ``pool`` are the model the M-step started from; the
-    experts' variances are updated as ``LinearGaussianExperts`` does, from
-    the squared residuals in ``statistics``.
+    experts' variances are updated by ``LinearGaussianExperts``' own rule,
+    from the same sums as the M-step's, so that the parameters are equal
+    to the last bit when the line search accepts the full steps.
     """
     next_gate = copy.deepcopy(gate)
     next_gate.coef = [trials[0] for trials in gate_trials]
     next_pool = copy.deepcopy(pool)
     next_pool.coef_, next_pool.intercept_ = (np.array(a) for a in linear_coef)
-    mass = residuals[4]
-    next_pool.update_variance(statistics["squared_residuals"], mass)
+    next_pool.update_variance(squared_residuals, mass)
     return next_gate, next_pool
 
 
