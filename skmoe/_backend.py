@@ -574,11 +574,12 @@ class DesignCache:
         NumPy sources only: the layout of the cache-blocked EM
         (``_fused``), where every operation runs along the rows.
         """
-        key = ("transposed", *self._key(columns, intercept))
+        columns, intercept = self._key(columns, intercept)
+        key = ("transposed", columns, intercept)
         if key not in self._designs:
             X = self.host()
-            if key[1] is not None:
-                X = X[:, list(key[1])]
+            if columns is not None:
+                X = X[:, list(columns)]
             Xt = np.empty((X.shape[1] + int(intercept), X.shape[0]), dtype=X.dtype)
             Xt[: X.shape[1]] = X.T
             if intercept:

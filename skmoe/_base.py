@@ -627,8 +627,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         short run that chooses between starts (printed at ``verbose > 1``).
         """
         if supports_fused(designs.source, pool):
-            # Linear experts on NumPy data: the same EM iterations, computed
-            # in two passes over cache-sized chunks (DESIGN.md §6).
+            # Linear experts on NumPy data: the same EM iterations, each one
+            # pass over cache-sized chunks of rows (DESIGN.md §6).
             rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
             history = blockwise_em(self, gate, pool, rows, max_iter=max_iter, init=init)
             return *history, rows.responsibilities()

@@ -31,6 +31,7 @@ import functools
 import numpy as np
 
 from skmoe._backend import packed_products_into, unpack_gram
+from skmoe._experts import LinearGaussianExperts
 from skmoe._routing import log_posterior
 from skmoe._softmax import uses_full_hessian
 
@@ -64,8 +65,6 @@ def supports_fused(X, pool):
     NumPy input and vectorized linear-Gaussian experts (the default
     regressor, ``LinearRegression`` and ``Ridge`` experts).
     """
-    from skmoe._experts import LinearGaussianExperts
-
     return isinstance(X, np.ndarray) and isinstance(pool, LinearGaussianExperts)
 
 
