@@ -163,52 +163,20 @@ def paired(first, second):
 # ---------------------------------------------------------------------------
 
 
-def time_expert_m_step(model, X, y, repeats=3):
-    """Best-of-``repeats`` seconds of the experts' M-step of a fitted model.
+def time_pool_m_step(model, X, y, *, generic=False, repeats=3, clock="cpu"):
+    """Best-of-``repeats`` seconds (``clock``: "cpu" or "wall") of an M-step.
 
     Internal API, as ``fit`` uses it outside the fused EM iteration (where
-    the M-step's sums share the E-step's pass):
-    ``skmoe._fused.fit_linear_experts(pool, designs, y, W)`` with ``pool``
-    a copy of ``model._expert_pool``, ``designs =
-    skmoe._backend.DesignCache(X)`` and ``W = sample_weight[:, None] *
-    resp`` (here ``resp = model.predict_gate(X)``, unit sample weights):
-    the weighted Gram matrices and moments in one pass over chunks, the
-    batched solve, the squared residuals in a second pass. One untimed call
-    first (it builds the transposed design, cached in ``designs``).
-
-    Returns ``(seconds, None)``, or ``(None, reason)`` when the internal API
-    no longer fits this call.
-    """
-    try:
-        from skmoe._backend import DesignCache
-        from skmoe._fused import fit_linear_experts
-
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        y = np.ascontiguousarray(y, dtype=np.float64)
-        sample_weight = np.ones(X.shape[0])
-        W = sample_weight[:, None] * model.predict_gate(X)
-        pool = copy.deepcopy(model._expert_pool)
-        designs = DesignCache(X)
-        fit_linear_experts(pool, designs, y, W)
-        return (
-            min(
-                timed(fit_linear_experts, pool, designs, y, W)[0]
-                for _ in range(repeats)
-            ),
-            None,
-        )
-    except Exception as error:  # report it, do not stop the suite
-        return None, f"{type(error).__name__}: {error}"
-
-
-def time_pool_m_step(model, X, y, *, generic, repeats=3):
-    """Best-of-``repeats`` CPU seconds of the experts' M-step alone.
-
-    The fitted model's gate probabilities as the responsibilities (unit
-    sample weights); a copy of its expert pool is refitted: the generic
-    pool's ``m_step`` (a weighted refit of each cloned scikit-learn
-    estimator, then the variances), or the vectorized pool's
-    ``fit_linear_experts`` (see :func:`time_expert_m_step`).
+    the M-step's sums share the E-step's pass): a copy of
+    ``model._expert_pool`` is refitted to ``W = sample_weight[:, None] *
+    resp``, here ``resp = model.predict_gate(X)`` with unit sample weights,
+    on ``designs = skmoe._backend.DesignCache(X)``. The vectorized pool by
+    ``skmoe._fused.fit_linear_experts(pool, designs, y, W)`` (the weighted
+    Gram matrices and moments in one pass over chunks, the batched solve,
+    the squared residuals in a second pass); the generic pool by its
+    ``m_step`` (a weighted refit of each cloned scikit-learn estimator,
+    then the variances). One untimed call first (it builds the transposed
+    design, cached in ``designs``).
     """
     from skmoe._backend import DesignCache
     from skmoe._fused import fit_linear_experts
@@ -219,8 +187,24 @@ def time_pool_m_step(model, X, y, *, generic, repeats=3):
         step = pool.m_step
     else:
         step = functools.partial(fit_linear_experts, pool)
-    step(designs, y, W)  # untimed: the transposed design is cached
-    return min(timed(step, designs, y, W)[1] for _ in range(repeats))
+    step(designs, y, W)
+    index = 1 if clock == "cpu" else 0
+    return min(timed(step, designs, y, W)[index] for _ in range(repeats))
+
+
+def time_expert_m_step(model, X, y, repeats=3):
+    """Best-of-``repeats`` wall seconds of the vectorized experts' M-step.
+
+    :func:`time_pool_m_step` on float64 copies of the data. Returns
+    ``(seconds, None)``, or ``(None, reason)`` when the internal API no
+    longer fits this call.
+    """
+    try:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        return time_pool_m_step(model, X, y, repeats=repeats, clock="wall"), None
+    except Exception as error:  # report it, do not stop the suite
+        return None, f"{type(error).__name__}: {error}"
 
 
 def gram_flops(n_samples, n_features, n_experts):

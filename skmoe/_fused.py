@@ -30,7 +30,7 @@ import functools
 
 import numpy as np
 
-from skmoe._backend import packed_products_into, unpack_gram
+from skmoe._backend import logsumexp, packed_products_into, unpack_gram
 from skmoe._experts import LinearGaussianExperts
 from skmoe._routing import log_posterior
 from skmoe._softmax import uses_full_hessian
@@ -73,6 +73,16 @@ def supports_fused(X, pool):
 # ---------------------------------------------------------------------------
 
 
+def _design_coef(coef, intercept, *, fit_intercept):
+    """Return a copy of linear experts' coefficients on their design, (K, p).
+
+    The intercepts are the last column when the design has a row of ones.
+    """
+    if not fit_intercept:
+        return np.array(coef)
+    return np.concatenate([coef, intercept[:, None]], axis=1)
+
+
 def _transposed_coef(coef):
     """Return (P, p, b) softmax coefficients as (P * b, p) rows of classes."""
     n_problems, p, n_classes = coef.shape
@@ -101,13 +111,6 @@ def _softmax_levels(levels, x, *, with_proba=True):
     return found
 
 
-def _logsumexp_rows(a):
-    """Return ``log(sum(exp(a)))`` over the first axis of (K, rows), -inf-safe."""
-    a_max = a.max(axis=0)
-    a_max = np.where(np.isfinite(a_max), a_max, 0.0)
-    return np.log(np.exp(a - a_max).sum(axis=0)) + a_max
-
-
 def _leaf_log_proba(level_log_probas, pruned):
     """Return the leaves' log gate probabilities, (K, rows), pruned renormalised."""
     reach = level_log_probas[0][0]
@@ -116,7 +119,7 @@ def _leaf_log_proba(level_log_probas, pruned):
     if not np.any(pruned):
         return reach
     reach = np.where(pruned[:, None], -np.inf, reach)
-    return reach - _logsumexp_rows(reach)
+    return reach - logsumexp(reach, axis=0)
 
 
 def _node_posteriors(weighted_resp, hierarchy, *, with_root=True):
@@ -240,12 +243,6 @@ class FusedRows:
         """Return the last E-step's responsibilities, (n_samples, n_experts)."""
         return self.resp.T
 
-    def _coef(self, coef, intercept):
-        """Return a copy of the experts' coefficients on the design, (K, p)."""
-        if not self.fit_intercept:
-            return np.array(coef)
-        return np.concatenate([coef, intercept[:, None]], axis=1)
-
     # The statistics -----------------------------------------------------------
 
     def em_statistics(self, *, gate, pool, routing, top_k):
@@ -325,7 +322,7 @@ class FusedRows:
         catastrophically, as it would in ``sum W y^2 - ...``.
         """
         squares, moment, gram, old, _ = self._residuals
-        step = self._coef(coef, intercept) - old
+        step = _design_coef(coef, intercept, fit_intercept=self.fit_intercept) - old
         ssr = (
             squares
             - 2.0 * np.einsum("kp,kp->k", step, moment)
@@ -351,7 +348,9 @@ class FusedRows:
         ]
         shared = self.gate_x is self.expert_x
         n_experts = pool.n_experts
-        coef = self._coef(pool.coef_, pool.intercept_)
+        coef = _design_coef(
+            pool.coef_, pool.intercept_, fit_intercept=self.fit_intercept
+        )
         scale = -0.5 / pool.variance_[:, None]
         offset = -0.5 * np.log(2.0 * np.pi * pool.variance_)[:, None]
         # Columns of the chunk's one GEMM against the gate's packed
@@ -646,9 +645,7 @@ def fit_linear_experts(pool, designs, y, weights):
         sums.add(x, chunk_weights)
     # In the data's precision, as the in-memory M-step solves.
     pool.solve(sums.grams().astype(design.dtype), moment.astype(design.dtype), mass)
-    coef = pool.coef_
-    if pool.fit_intercept:
-        coef = np.concatenate([coef, pool.intercept_[:, None]], axis=1)
+    coef = _design_coef(pool.coef_, pool.intercept_, fit_intercept=pool.fit_intercept)
     ssr = np.zeros(n_experts)
     for rows in _chunks(design.shape[1], chunk_rows):
         residual = np.subtract(y[rows], coef @ design[:, rows])
