@@ -59,3 +59,53 @@ def _assert_never_decreases(history):
 def assert_never_decreases():
     """Assert that an EM history never falls by more than rounding."""
     return _assert_never_decreases
+
+
+def _float32_tolerance(fit_predict, X, y, *, n_perturbations=3, seed=0):
+    """Return the absolute error float32 rounding may cause in a fit's output.
+
+    ``fit_predict(X, y)`` fits a model in float64 and returns its output on
+    fixed rows. Two kinds of rounding bound a float32 fit, relative to the
+    output's scale:
+
+    - sums over the n rows carry a relative error up to ``n * eps`` (a
+      float32 GEMM need not accumulate pairwise, and the BLAS kernel,
+      chosen per CPU, decides the order);
+    - line searches and Newton loops stop by comparing objectives known to
+      ``eps`` relative; a smooth optimum is then located to
+      ``sqrt(eps)`` relative only (the objective is flat to second order).
+
+    The larger is amplified by the fit's conditioning, measured rather than
+    assumed: the float64 fit is repeated with ``X`` (and a real-valued
+    ``y``) perturbed by one float32 rounding, and the change of the output
+    per unit of ``eps`` is the amplification factor (at least one).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    expected = np.asarray(fit_predict(X, y))
+    eps = np.finfo(np.float32).eps
+    rs = np.random.RandomState(seed)
+
+    def perturb(a):
+        return a * (1 + eps * rs.uniform(-1, 1, a.shape))
+
+    changes = [
+        np.max(
+            np.abs(
+                np.asarray(
+                    fit_predict(perturb(X), perturb(y) if y.dtype.kind == "f" else y)
+                )
+                - expected
+            )
+        )
+        for _ in range(n_perturbations)
+    ]
+    scale = max(float(np.max(np.abs(expected))), np.finfo(np.float64).tiny)
+    conditioning = max(max(changes) / (eps * scale), 1.0)
+    return max(X.shape[0] * eps, np.sqrt(eps)) * conditioning * scale
+
+
+@pytest.fixture(scope="session")
+def float32_tolerance():
+    """The error bound of a float32 fit's output against its float64 twin."""
+    return _float32_tolerance
