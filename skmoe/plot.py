@@ -34,6 +34,9 @@ _MIN_COLOR_STRENGTH = 0.15
 _BUBBLE_DIAMETER = 0.9
 # Share of white mixed into the experts' colours behind black label text.
 _LABEL_WHITENING = 0.45
+# Dash patterns of EMCurveDisplay's restarts, so that restarts on one curve
+# stay apart: dashed, dash-dot, dotted, long dash.
+_RESTART_DASHES = ["--", "-.", ":", (0, (6, 2))]
 
 
 # ---------------------------------------------------------------------------
@@ -101,6 +104,25 @@ def _estimator_input(estimator, grid):
     return pd.DataFrame(grid, columns=names)
 
 
+def _unwrap(estimator):
+    """Return the mixture and the transform that turns input X into its input.
+
+    A :class:`~sklearn.pipeline.Pipeline` whose last step is a mixture is
+    unwrapped into that step and the transform of the steps before it, so
+    that a display's axes stay in the units of the X the user passes (as
+    :class:`~sklearn.inspection.DecisionBoundaryDisplay` does). Any other
+    estimator is returned with the identity.
+    """
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return estimator, lambda X: X
+    check_is_fitted(estimator)
+    if len(estimator.steps) == 1:
+        return estimator[-1], lambda X: X
+    return estimator[-1], estimator[:-1].transform
+
+
 def _check_mixture(estimator, *attributes):
     check_is_fitted(estimator)
     missing = [name for name in attributes if not hasattr(estimator, name)]
@@ -109,6 +131,43 @@ def _check_mixture(estimator, *attributes):
             f"{type(estimator).__name__} is not a fitted skmoe mixture of "
             f"experts: it has no {', '.join(missing)}."
         )
+
+
+def _gate_columns(estimator, mixture, n_columns):
+    """Return the two columns of the input X that GateRegionsDisplay plots.
+
+    X's own two columns when it has two; otherwise the two columns the gate
+    sees (``gate_.feature_indices``), mapped back through a pipeline's steps
+    by name.
+    """
+    if n_columns == 2:
+        return [0, 1]
+    gate_columns = np.asarray(mixture.gate_.feature_indices)
+    if gate_columns.size != 2:
+        raise ValueError(
+            "GateRegionsDisplay draws gates on 2-D inputs: X must have exactly "
+            f"2 columns, or the gate must see exactly 2 (gate_features); got X "
+            f"with {n_columns} columns and a gate on {gate_columns.size}."
+        )
+    if mixture is estimator:
+        return gate_columns.tolist()
+    # The gate's columns are columns of the transformed X: find them in the
+    # input X by name, which column-wise steps (scalers) keep.
+    names_in = getattr(estimator, "feature_names_in_", None)
+    if names_in is None:
+        names_in = [f"x{j}" for j in range(n_columns)]
+    names_in = [str(name) for name in names_in]
+    try:
+        names_out = np.asarray(estimator[:-1].get_feature_names_out(), dtype=str)
+        gate_names = names_out[gate_columns].tolist()
+        return [names_in.index(name) for name in gate_names]
+    except (AttributeError, IndexError, ValueError) as exc:
+        raise ValueError(
+            "GateRegionsDisplay cannot tell which columns of X the gate sees: "
+            "the pipeline's steps before the mixture do not keep the columns' "
+            "names (get_feature_names_out). Pass X with the two columns to "
+            "plot, or a pipeline whose steps act column by column."
+        ) from exc
 
 
 # ---------------------------------------------------------------------------
@@ -198,10 +257,22 @@ class GateRegionsDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-            A fitted mixture of experts with two input features.
-        X : array-like of shape (n_samples, 2)
+        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or \
+                Pipeline
+            A fitted mixture of experts, or a fitted
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one; the
+            axes are then in the units of ``X``, before the pipeline's
+            transforms.
+        X : array-like of shape (n_samples, n_features)
             Input data; its range, widened by ``eps``, sets the plotted area.
+            Two columns are the two axes. More columns are accepted when the
+            gate sees exactly two of them (``gate_features``): those two are
+            the axes, and every other column is held at its median over
+            ``X`` (the gate does not read them, so they change nothing but
+            the input the pipeline's steps see). Behind a pipeline, the
+            gate's two columns are found by name
+            (``get_feature_names_out`` of the steps before the mixture), so
+            the steps must keep the columns' names, as scalers do.
         grid_resolution : int, default=200
             Number of grid points along each axis.
         eps : float, default=0.5
@@ -217,23 +288,23 @@ class GateRegionsDisplay:
             The display, with the plot drawn.
         """
         _import_pyplot(f"{cls.__name__}.from_estimator")
-        _check_mixture(estimator, "predict_gate", "apply")
+        mixture, transform = _unwrap(estimator)
+        _check_mixture(mixture, "predict_gate", "apply", "gate_")
         X_array = check_array(X)
-        if X_array.shape[1] != 2:
-            raise ValueError(
-                "GateRegionsDisplay draws gates on 2-D inputs: X must have "
-                f"exactly 2 columns, got {X_array.shape[1]}."
-            )
-        lower = X_array.min(axis=0) - eps
-        upper = X_array.max(axis=0) + eps
+        columns = _gate_columns(estimator, mixture, X_array.shape[1])
+        lower = X_array[:, columns].min(axis=0) - eps
+        upper = X_array[:, columns].max(axis=0) + eps
         xx0, xx1 = np.meshgrid(
             np.linspace(lower[0], upper[0], grid_resolution),
             np.linspace(lower[1], upper[1], grid_resolution),
         )
-        grid = _estimator_input(estimator, np.column_stack([xx0.ravel(), xx1.ravel()]))
-        gate = estimator.predict_gate(grid)
-        expert = estimator.apply(grid)
-        xlabel, ylabel = _feature_names(estimator, X, 2)
+        points = np.tile(np.median(X_array, axis=0), (xx0.size, 1))
+        points[:, columns] = np.column_stack([xx0.ravel(), xx1.ravel()])
+        grid = transform(_estimator_input(estimator, points))
+        gate = mixture.predict_gate(grid)
+        expert = mixture.apply(grid)
+        names = _feature_names(estimator, X, X_array.shape[1])
+        xlabel, ylabel = names[columns[0]], names[columns[1]]
         display = cls(
             xx0=xx0,
             xx1=xx1,
@@ -255,7 +326,8 @@ class GateRegionsDisplay:
         cmap : str or matplotlib Colormap, default="tab10"
             Colormap of the experts.
         legend : bool, default=True
-            Whether to add a legend naming the experts.
+            Whether to add a legend naming the experts that own part of the
+            plotted area (the others are not drawn).
 
         Returns
         -------
@@ -297,9 +369,10 @@ class GateRegionsDisplay:
             for k in np.unique(self.expert)
         ]
         if legend:
+            # Only the experts that own part of the plotted area.
             handles = [
                 Patch(facecolor=colors[k], edgecolor="k", label=f"expert {k}")
-                for k in range(n_experts)
+                for k in np.unique(self.expert)
             ]
             ax.legend(handles=handles, loc="upper right", framealpha=0.9)
         ax.set_xlabel(self.xlabel)
@@ -419,8 +492,12 @@ class ExpertsDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor
-            A fitted mixture-of-experts regressor with one input feature.
+        estimator : MixtureOfExpertsRegressor or Pipeline
+            A fitted mixture-of-experts regressor with one input feature, or
+            a fitted :class:`~sklearn.pipeline.Pipeline` whose last step is
+            one; the x-axis is then in the units of ``X``, before the
+            pipeline's transforms, and the experts are evaluated on the
+            transformed grid.
         X : array-like of shape (n_samples, 1)
             Input data; its range sets the evaluation grid.
         y : array-like of shape (n_samples,)
@@ -445,7 +522,8 @@ class ExpertsDisplay:
                 f"{type(estimator).__name__}, which is not a regressor. "
                 "GateRegionsDisplay works for classifiers too."
             )
-        _check_mixture(estimator, "experts_", "predict_gate")
+        mixture, transform = _unwrap(estimator)
+        _check_mixture(mixture, "experts_", "predict_gate")
         X_array, y_array = check_X_y(X, y, y_numeric=True)
         if X_array.shape[1] != 1:
             raise ValueError(
@@ -455,14 +533,16 @@ class ExpertsDisplay:
         x_grid = np.linspace(
             X_array[:, 0].min(), X_array[:, 0].max(), _EXPERTS_GRID_POINTS
         )
-        grid = x_grid[:, None]
+        grid = transform(_estimator_input(estimator, x_grid[:, None]))
         # The experts were fitted on arrays, the mixture maybe on named columns.
         expert_predictions = np.column_stack(
-            [np.asarray(e.predict(grid)).reshape(-1) for e in estimator.experts_]
+            [
+                np.asarray(e.predict(np.asarray(grid))).reshape(-1)
+                for e in mixture.experts_
+            ]
         )
-        grid = _estimator_input(estimator, grid)
-        gate = estimator.predict_gate(grid)
-        mean, std = estimator.predict(grid, return_std=True)
+        gate = mixture.predict_gate(grid)
+        mean, std = mixture.predict(grid, return_std=True)
         display = cls(
             x_grid=x_grid,
             expert_predictions=expert_predictions,
@@ -488,7 +568,9 @@ class ExpertsDisplay:
         cmap : str or matplotlib Colormap, default="tab10"
             Colormap of the experts.
         legend : bool, default=True
-            Whether to add a legend.
+            Whether to add a legend. It names only the experts drawn: one
+            whose gate weight never reaches ``threshold`` on the grid has no
+            line and no entry.
 
         Returns
         -------
@@ -523,13 +605,16 @@ class ExpertsDisplay:
         )
         # NaN breaks each line where the gate does not trust its expert.
         shown = np.where(self.gate >= self.threshold, self.expert_predictions, np.nan)
+        # An expert never drawn keeps its (empty) line but no legend entry:
+        # matplotlib leaves out labels that start with an underscore.
+        drawn = np.any(np.isfinite(shown), axis=0)
         self.expert_lines_ = [
             ax.plot(
                 self.x_grid,
                 shown[:, k],
                 color=colors[k],
                 linewidth=2.5,
-                label=f"expert {k}",
+                label=f"expert {k}" if drawn[k] else f"_expert {k}",
             )[0]
             for k in range(n_experts)
         ]
@@ -562,10 +647,13 @@ def _kept_run(histories, kept_history):
 class EMCurveDisplay:
     """Log-likelihood of every EM restart, iteration by iteration.
 
-    One line per initialisation (``n_init`` of them); the run the estimator
-    kept is drawn thicker and labelled "kept". EM never decreases its
-    penalised objective, so flat tails mean convergence and the spread of
-    the final values shows how much the restarts matter.
+    One line per initialisation (``n_init`` of them). The run the estimator
+    kept is a wide, pale band labelled "kept"; the other restarts are drawn
+    on top of it, thin, each in its own colour and dash pattern with a
+    marker at its last iteration, so that a restart that ends on (or
+    follows) the kept curve stays visible. EM never decreases its penalised
+    objective, so flat tails mean convergence and the spread of the final
+    values shows how much the restarts matter.
 
     Use :meth:`EMCurveDisplay.from_estimator` to create one. All parameters
     are stored as attributes.
@@ -615,8 +703,10 @@ class EMCurveDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-            A fitted mixture of experts.
+        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or \
+                Pipeline
+            A fitted mixture of experts, or a fitted
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one.
         ax : matplotlib Axes, default=None
             Axes to plot on. None means a new figure and axes.
 
@@ -626,13 +716,12 @@ class EMCurveDisplay:
             The display, with the plot drawn.
         """
         _import_pyplot(f"{cls.__name__}.from_estimator")
-        _check_mixture(estimator, "log_likelihood_history_")
-        kept_history = np.asarray(estimator.log_likelihood_history_)
+        mixture, _ = _unwrap(estimator)
+        _check_mixture(mixture, "log_likelihood_history_")
+        kept_history = np.asarray(mixture.log_likelihood_history_)
         histories = [
             np.asarray(history)
-            for history in getattr(
-                estimator, "log_likelihood_histories_", [kept_history]
-            )
+            for history in getattr(mixture, "log_likelihood_histories_", [kept_history])
         ]
         display = cls(histories=histories, kept=_kept_run(histories, kept_history))
         return display.plot(ax=ax)
@@ -656,23 +745,36 @@ class EMCurveDisplay:
 
         ax = _get_axes(ax, f"{type(self).__name__}.plot")
         self.lines_ = []
+        others = 0
         for i, history in enumerate(self.histories):
-            kept = i == self.kept
+            iterations = np.arange(len(history))
             if len(self.histories) == 1:
                 label = "kept"
             else:
-                label = f"restart {i} (kept)" if kept else f"restart {i}"
-            (line,) = ax.plot(
-                np.arange(len(history)),
-                history,
-                marker="o" if len(history) < 30 else None,
-                markersize=3,
-                linewidth=2.8 if kept else 1.0,
-                alpha=1.0 if kept else 0.6,
-                color="k" if kept else None,
-                zorder=3 if kept else 2,
-                label=label,
-            )
+                label = f"restart {i} (kept)" if i == self.kept else f"restart {i}"
+            if i == self.kept:
+                # Beneath the others: restarts that reach the same values are
+                # drawn over it instead of hidden under it.
+                style = {
+                    "color": "0.2",
+                    "alpha": 0.35,
+                    "linewidth": 6.0,
+                    "solid_capstyle": "round",
+                    "zorder": 2,
+                }
+            else:
+                style = {
+                    "color": f"C{others % 10}",
+                    "linestyle": _RESTART_DASHES[others % len(_RESTART_DASHES)],
+                    "linewidth": 1.3,
+                    "marker": "o",
+                    "markersize": 4,
+                    # Every iteration of a short run, the last of a long one.
+                    "markevery": None if len(history) < 30 else [len(history) - 1],
+                    "zorder": 3,
+                }
+                others += 1
+            (line,) = ax.plot(iterations, history, label=label, **style)
             self.lines_.append(line)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("EM iteration")
@@ -778,12 +880,15 @@ class GateTreeDisplay:
 
         Parameters
         ----------
-        estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
-            A fitted mixture of experts; a flat one is a tree of depth 1.
+        estimator : MixtureOfExpertsRegressor, MixtureOfExpertsClassifier or \
+                Pipeline
+            A fitted mixture of experts; a flat one is a tree of depth 1. Or
+            a fitted :class:`~sklearn.pipeline.Pipeline` whose last step is
+            one.
         X : array-like of shape (n_samples, n_features), default=None
             Data whose share reaching each node (the mean of
-            ``decision_path(X)``) annotates the nodes. None shows the tree
-            alone.
+            ``decision_path(X)``) annotates the nodes; behind a pipeline, X
+            before its transforms. None shows the tree alone.
         ax : matplotlib Axes, default=None
             Axes to plot on. None means a new figure and axes.
 
@@ -793,13 +898,14 @@ class GateTreeDisplay:
             The display, with the plot drawn.
         """
         _import_pyplot(f"{cls.__name__}.from_estimator")
-        _check_mixture(estimator, "gate_", "decision_path")
-        tree = estimator.gate_
+        mixture, transform = _unwrap(estimator)
+        _check_mixture(mixture, "gate_", "decision_path")
+        tree = mixture.gate_
         parent = np.asarray(tree.parent)
         leaves = np.asarray(tree.leaves)
         share = None
         if X is not None:
-            share = estimator.decision_path(X).mean(axis=0)
+            share = mixture.decision_path(transform(X)).mean(axis=0)
         display = cls(
             positions=_tree_positions(parent, np.asarray(tree.depth), leaves),
             parent=parent,

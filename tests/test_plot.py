@@ -83,7 +83,7 @@ def test_gate_regions_match_the_estimator(fitted, request):
     assert np.all(display.confidence <= 1 + 1e-12)
     assert display.surface_.get_array().shape == (40, 40, 3)
     legend = [t.get_text() for t in display.ax_.get_legend().get_texts()]
-    assert legend == [f"expert {k}" for k in range(n_experts)]
+    assert legend == [f"expert {k}" for k in np.unique(display.expert)]
     assert display.figure_ is display.ax_.figure
 
 
@@ -109,10 +109,163 @@ def test_gate_regions_keep_feature_names(regression_2d):
     assert display.ax_.get_ylabel() == "dose"
 
 
-def test_gate_regions_need_two_columns(regression_1d):
+def test_gate_regions_need_two_columns(regression_1d, regression_2d):
     moe, X, _ = regression_1d
     with pytest.raises(ValueError, match="exactly 2 columns"):
         GateRegionsDisplay.from_estimator(moe, X)
+    # Three columns, all seen by the gate: which two to plot is not clear.
+    _, X, y = regression_2d
+    X3 = np.column_stack([X, X[:, 0] - X[:, 1]])
+    moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X3, y)
+    with pytest.raises(ValueError, match=r"exactly 2 \(gate_features\)"):
+        GateRegionsDisplay.from_estimator(moe, X3)
+
+
+@pytest.fixture(scope="module")
+def gate_on_two_of_three():
+    X, y = make_moe_regression(n_samples=300, n_features=3, n_experts=3, random_state=0)
+    moe = MixtureOfExpertsRegressor(n_experts=3, gate_features=[0, 2], random_state=0)
+    return moe.fit(X, y), X, y
+
+
+def test_gate_regions_of_a_gate_on_two_of_three_columns(gate_on_two_of_three):
+    moe, X, _ = gate_on_two_of_three
+    display = GateRegionsDisplay.from_estimator(moe, X, grid_resolution=30, eps=0.2)
+
+    # The axes are the gate's columns 0 and 2, in X's units.
+    assert display.ax_.get_xlabel() == "feature 0"
+    assert display.ax_.get_ylabel() == "feature 2"
+    assert display.xx0.min() == pytest.approx(X[:, 0].min() - 0.2)
+    assert display.xx1.max() == pytest.approx(X[:, 2].max() + 0.2)
+    # Column 1, which the gate does not read, is held at its median.
+    grid = np.column_stack(
+        [
+            display.xx0.ravel(),
+            np.full(display.xx0.size, np.median(X[:, 1])),
+            display.xx1.ravel(),
+        ]
+    )
+    np.testing.assert_array_equal(display.expert.ravel(), moe.apply(grid))
+    np.testing.assert_allclose(
+        display.confidence.ravel(), moe.predict_gate(grid).max(axis=1)
+    )
+
+
+# Pipelines ---------------------------------------------------------------------
+
+
+def test_displays_accept_a_pipeline_in_the_units_of_x(regression_2d):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, X, y = regression_2d
+    X = X * np.array([1e3, 1e-3])  # units far from the scaler's output
+    pipe = make_pipeline(
+        StandardScaler(), MixtureOfExpertsRegressor(n_experts=3, random_state=0)
+    ).fit(X, y)
+    scaler, moe = pipe[0], pipe[-1]
+
+    display = GateRegionsDisplay.from_estimator(pipe, X, grid_resolution=20, eps=0)
+    assert display.xx0.min() == pytest.approx(X[:, 0].min())
+    assert display.xx1.max() == pytest.approx(X[:, 1].max())
+    grid = np.column_stack([display.xx0.ravel(), display.xx1.ravel()])
+    np.testing.assert_array_equal(
+        display.expert.ravel(), moe.apply(scaler.transform(grid))
+    )
+
+    tree = GateTreeDisplay.from_estimator(pipe, X)
+    np.testing.assert_allclose(
+        tree.share, moe.decision_path(scaler.transform(X)).mean(axis=0)
+    )
+    curves = EMCurveDisplay.from_estimator(pipe)
+    np.testing.assert_array_equal(
+        curves.histories[curves.kept], moe.log_likelihood_history_
+    )
+
+    x = X[:, :1]
+    pipe_1d = make_pipeline(
+        StandardScaler(), MixtureOfExpertsRegressor(n_experts=3, random_state=0)
+    ).fit(x, y)
+    experts = ExpertsDisplay.from_estimator(pipe_1d, x, y)
+    assert experts.x_grid.min() == x.min() and experts.x_grid.max() == x.max()
+    mean, std = pipe_1d.predict(experts.x_grid[:, None], return_std=True)
+    np.testing.assert_allclose(experts.mean, mean)
+    np.testing.assert_allclose(experts.std, std)
+    scaled_grid = pipe_1d[0].transform(experts.x_grid[:, None])
+    for k, expert in enumerate(pipe_1d[-1].experts_):
+        np.testing.assert_allclose(
+            experts.expert_predictions[:, k], expert.predict(scaled_grid)
+        )
+
+
+def test_gate_regions_of_a_pipeline_find_the_gate_columns_by_name(
+    gate_on_two_of_three,
+):
+    pd = pytest.importorskip("pandas")
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, X, y = gate_on_two_of_three
+    frame = pd.DataFrame(X * np.array([1e3, 1.0, 1e-3]), columns=["a", "b", "c"])
+    pipe = make_pipeline(
+        StandardScaler(),
+        MixtureOfExpertsRegressor(n_experts=3, gate_features=[0, 2], random_state=0),
+    ).fit(frame, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "fitted with feature names" warning
+        display = GateRegionsDisplay.from_estimator(pipe, frame, grid_resolution=15)
+    assert (display.ax_.get_xlabel(), display.ax_.get_ylabel()) == ("a", "c")
+    assert display.xx0.max() == pytest.approx(frame["a"].max() + 0.5)
+    points = pd.DataFrame(
+        {
+            "a": display.xx0.ravel(),
+            "b": np.median(frame["b"]),
+            "c": display.xx1.ravel(),
+        }
+    )
+    np.testing.assert_array_equal(
+        display.expert.ravel(), pipe[-1].apply(pipe[0].transform(points))
+    )
+
+    # A step that mixes the columns loses their names: a clear error.
+    mixing = make_pipeline(
+        PCA(n_components=3),
+        MixtureOfExpertsRegressor(n_experts=2, gate_features=[0, 1], random_state=0),
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="cannot tell which columns"):
+        GateRegionsDisplay.from_estimator(mixing, X)
+
+
+# Legends -----------------------------------------------------------------------
+
+
+def test_legends_name_only_the_experts_drawn():
+    # Expert 1 owns no part of the plane and never passes the threshold.
+    xx0, xx1 = np.meshgrid(np.linspace(0, 1, 4), np.linspace(0, 1, 4))
+    regions = GateRegionsDisplay(
+        xx0=xx0,
+        xx1=xx1,
+        expert=np.where(xx0 < 0.5, 0, 2),
+        confidence=np.full(xx0.shape, 0.9),
+        n_experts=3,
+    ).plot()
+    legend = [t.get_text() for t in regions.ax_.get_legend().get_texts()]
+    assert legend == ["expert 0", "expert 2"]
+
+    x_grid = np.linspace(0, 1, 5)
+    gate = np.column_stack([1 - x_grid, np.full(5, 0.2), x_grid])
+    gate /= gate.sum(axis=1, keepdims=True)
+    experts = ExpertsDisplay(
+        x_grid=x_grid,
+        expert_predictions=np.column_stack([x_grid, -x_grid, 2 * x_grid]),
+        gate=gate,
+        mean=x_grid,
+        std=np.ones(5),
+    ).plot()
+    legend = [t.get_text() for t in experts.ax_.get_legend().get_texts()]
+    assert legend == ["mean ± 2 std", "mixture mean", "expert 0", "expert 2"]
+    assert len(experts.expert_lines_) == 3
 
 
 # Experts -----------------------------------------------------------------------
@@ -193,6 +346,24 @@ def test_em_curve_one_line_per_restart(regression_2d):
         np.testing.assert_array_equal(line.get_xdata(), np.arange(len(history)))
         np.testing.assert_array_equal(line.get_ydata(), history)
     assert display.ax_.get_xlabel() == "EM iteration"
+
+
+def test_em_curve_draws_every_restart_over_the_kept_one():
+    # Restarts 1 and 2 reach the kept run's values: they must not hide under it.
+    long_run = np.linspace(-3.0, -1.0, 40)
+    histories = [np.array([-3.0, -1.5, -1.0]), np.array([-2.0, -1.0]), long_run]
+    display = EMCurveDisplay(histories=histories, kept=0).plot()
+
+    kept, others = display.lines_[0], display.lines_[1:]
+    assert all(line.get_zorder() > kept.get_zorder() for line in others)
+    assert len({line.get_linestyle() for line in others}) == len(others)
+    assert len({line.get_color() for line in others}) == len(others)
+    # A marker at every iteration of a short run, at the last of a long one.
+    assert all(line.get_marker() not in (None, "None", "") for line in others)
+    assert others[0].get_markevery() is None
+    assert others[1].get_markevery() == [len(long_run) - 1]
+    labels = [line.get_label() for line in display.lines_]
+    assert labels == ["restart 0 (kept)", "restart 1", "restart 2"]
 
 
 def test_em_curve_single_run_on_given_axes(regression_1d):

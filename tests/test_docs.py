@@ -1,0 +1,83 @@
+"""docs/make_notebooks.py: every notebook's key figure, saved for the README."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPOSITORY / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def load_script():
+    path = REPOSITORY / "docs" / "make_notebooks.py"
+    spec = importlib.util.spec_from_file_location("make_notebooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebook_has_one_key_figure_that_the_readme_shows():
+    nbformat = pytest.importorskip("nbformat")
+    readme = (REPOSITORY / "README.md").read_text()
+    assert len(NOTEBOOKS) == 8
+    for notebook in NOTEBOOKS:
+        nb = nbformat.read(notebook, as_version=4)
+        tagged = [
+            cell
+            for cell in nb.cells
+            if "readme-figure" in cell.metadata.get("tags", [])
+        ]
+        assert len(tagged) == 1 and tagged[0].cell_type == "code", notebook.name
+        # Stored without outputs: the figures live in docs/images.
+        assert all(
+            not cell.get("outputs") and cell.get("execution_count") is None
+            for cell in nb.cells
+            if cell.cell_type == "code"
+        ), notebook.name
+        image = f"docs/images/notebook_{notebook.name[:2]}.png"
+        assert (REPOSITORY / image).is_file()
+        assert image in readme and f"notebooks/{notebook.name}" in readme
+    # Small files: the README's pictures must not bloat a clone.
+    sizes = [p.stat().st_size for p in (REPOSITORY / "docs" / "images").glob("*.png")]
+    assert max(sizes) < 150_000
+
+
+def test_script_saves_the_tagged_figure_small(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    draw = (
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=({width}, 3))\n"
+        "ax.plot([0, 1], [0, {slope}])\n"
+        "plt.show()"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%matplotlib inline"),
+        nbformat.v4.new_code_cell(draw.format(width=4, slope=1)),
+        nbformat.v4.new_code_cell(draw.format(width=16, slope=-1)),
+    ]
+    nb.cells[2].metadata["tags"] = ["readme-figure"]
+    notebook = tmp_path / "09_example.ipynb"
+    nbformat.write(nb, notebook)
+
+    script = load_script()
+    (written,) = script.main([notebook], images=tmp_path / "docs" / "images")
+    assert written.name == "notebook_09.png"
+    image = Image.open(written)
+    # The tagged figure (16 inches wide, shrunk), not the first one.
+    assert image.width == script.MAX_WIDTH and image.height < image.width / 4
+    assert image.mode == "P"
+    # The notebook on disk keeps no outputs.
+    assert not nbformat.read(notebook, as_version=4).cells[2].outputs
+
+    nb.cells[2].metadata["tags"] = []
+    nbformat.write(nb, notebook)
+    with pytest.raises(ValueError, match=re.escape("found 0")):
+        script.key_figure(notebook)
