@@ -1483,6 +1483,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         The routing applies: with ``routing="hard"`` the density is the
         chosen expert's, with ``"topk"`` the renormalised top-k mixture's.
+        This is the per-sample access that density estimators call
+        ``score_samples``; a conditional density needs ``y``, so it has its
+        own name.
 
         Parameters
         ----------
