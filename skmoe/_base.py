@@ -1556,38 +1556,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def __getstate__(self):
         # scikit-learn stamps the pickles of its own estimators only (their
-        # module starts with "sklearn."): skmoe stamps its own, so that a
-        # pickle loaded under another version warns, as scikit-learn's do.
-        from skmoe import __version__
-
-        return {
-            **super().__getstate__(),
-            "_sklearn_version": sklearn.__version__,
-            "_skmoe_version": __version__,
-        }
+        # module starts with "sklearn."): skmoe's carry the stamp too, so
+        # that a pickle loaded under another scikit-learn warns, as
+        # scikit-learn's do (the experts and the fit depend on its version).
+        return {**super().__getstate__(), "_sklearn_version": sklearn.__version__}
 
     def __setstate__(self, state):
-        from skmoe import __version__
-
         state = dict(state)
-        sklearn_version = state.pop("_sklearn_version", None)
-        skmoe_version = state.pop("_skmoe_version", None)
-        if sklearn_version is not None and sklearn_version != sklearn.__version__:
+        version = state.pop("_sklearn_version", None)
+        if version is not None and version != sklearn.__version__:
             warnings.warn(
                 InconsistentVersionWarning(
                     estimator_name=type(self).__name__,
                     current_sklearn_version=sklearn.__version__,
-                    original_sklearn_version=sklearn_version,
+                    original_sklearn_version=version,
                 ),
-                stacklevel=2,
-            )
-        if skmoe_version is not None and skmoe_version != __version__:
-            warnings.warn(
-                f"Trying to unpickle estimator {type(self).__name__} from skmoe "
-                f"version {skmoe_version} when using version {__version__}. "
-                "This might lead to breaking code or invalid results. Use at "
-                "your own risk.",
-                UserWarning,
                 stacklevel=2,
             )
         super().__setstate__(state)
