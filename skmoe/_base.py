@@ -7,15 +7,22 @@ encoded, which expert pool to build, and how the combination turns expert
 outputs into predictions.
 """
 
+import copy
+import functools
 import math
+import os
+import sys
+import time
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
+import sklearn
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, _fit_context, clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, InconsistentVersionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
@@ -87,6 +94,123 @@ _ONLINE_START_ROWS = 10_000
 _MIN_EFFECTIVE_SAMPLES = 1.0
 
 
+# Frames of these packages are skipped when a warning points at the user's
+# line: the fit is reached through skmoe's own calls and, in a search or a
+# cross-validation, through scikit-learn's and joblib's.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (sklearn.__file__, joblib.__file__, __file__)
+)
+
+
+def _user_stacklevel():
+    """Return the ``stacklevel`` that points a warning at the user's line.
+
+    Counted from the caller of this function: the first frame outside
+    skmoe, scikit-learn and joblib (the outermost frame when there is none,
+    as in a joblib worker).
+    """
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(
+        _LIBRARY_DIRS
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _warn_pruned(gate, pruned_before):
+    """Warn once about the experts the kept model pruned in this fit.
+
+    Pruning is recorded in ``gate.pruned`` as EM goes (in the runs that
+    place a tree's experts, the kept run and its restarts alike); only the
+    model that is kept is reported, so discarded runs never warn.
+    """
+    pruned = np.flatnonzero(gate.pruned & ~pruned_before)
+    if pruned.size == 0:
+        return
+    warnings.warn(
+        f"Expert(s) {pruned.tolist()} received less than "
+        f"{_MIN_EFFECTIVE_SAMPLES:g} sample's worth of responsibility and were "
+        "pruned (their gate probability is now zero); "
+        f"{int(gate.pruned.sum())} of {gate.n_leaves} experts are pruned. "
+        "Fewer experts, another init_params or more n_init may fit better.",
+        UserWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
+def _keeps_state_on_failure(fit_method):
+    """Make a fit method all or nothing: a failed fit leaves the estimator as it was.
+
+    The estimator's attributes are restored on any exception (a
+    ``KeyboardInterrupt`` too) and the exception re-raised, so a first fit
+    that fails leaves no fitted attribute, and a failed refit leaves the
+    previous model intact (scikit-learn's estimators behave so). The
+    attributes are restored as references: a fit must never change in
+    place a fitted object it found (continuing fits work on copies).
+    """
+
+    @functools.wraps(fit_method)
+    def fit(self, *args, **kwargs):
+        state = dict(self.__dict__)
+        try:
+            return fit_method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    return fit
+
+
+class _Template:
+    """An expert template's type and parameters, for comparison."""
+
+    def __init__(self, estimator):
+        self.type = type(estimator)
+        self.params = {
+            name: _template_record(value)
+            for name, value in estimator.get_params(deep=False).items()
+        }
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, _Template)
+            and self.type is other.type
+            and self.params.keys() == other.params.keys()
+            and all(_same(self.params[k], other.params[k]) for k in self.params)
+        )
+
+
+def _template_record(value):
+    """Return ``value`` with every estimator in it as a :class:`_Template`."""
+    if isinstance(value, list):
+        return [_template_record(v) for v in value]
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return _Template(value)
+    return value
+
+
+def _same(a, b):
+    """Return whether two recorded values are equal (arrays by value).
+
+    Two ``RandomState`` instances count as equal: the fitted template is a
+    clone, whose generator is a copy that need not be in the same state.
+    """
+    if a is b:
+        return True
+    if isinstance(a, np.random.RandomState) and isinstance(b, np.random.RandomState):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return bool(np.array_equal(a, b))
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------------------
 # The estimator base
 # ---------------------------------------------------------------------------
@@ -103,10 +227,13 @@ def _fit_restart(
     init,
 ):
     """Fit one initialisation (a joblib task); return ``_run_em``'s tuple."""
+    started = time.perf_counter()
     gate, pool = estimator._initialize(
         designs, y_encoded, sample_weight, hierarchy, gate_idx, random_state
     )
-    return estimator._run_em(gate, pool, designs, y_encoded, sample_weight, init)
+    run = estimator._run_em(gate, pool, designs, y_encoded, sample_weight, init)
+    estimator._print_init_summary(init, run, time.perf_counter() - started)
+    return run
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -208,13 +335,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             n_experts = 3 if self.n_experts is None else self.n_experts
             return (n_experts,)
         hierarchy = tuple(self.hierarchy)
-        if len(hierarchy) == 0 or not all(
-            isinstance(b, Integral) and not isinstance(b, bool) and b >= 2
-            for b in hierarchy
+        # (1,) is one expert, as n_experts=1 (a grid over hierarchy may
+        # include it). A 1 inside a deeper tree would be a gate with a single
+        # child, which decides nothing: refused rather than silently dropped,
+        # so that hierarchy_ is always the tree asked for.
+        if hierarchy != (1,) and (
+            len(hierarchy) == 0
+            or not all(
+                isinstance(b, Integral) and not isinstance(b, bool) and b >= 2
+                for b in hierarchy
+            )
         ):
             raise ValueError(
-                "hierarchy must be a non-empty tuple of integers >= 2 (the "
-                f"branching factor of each level), got {self.hierarchy!r}."
+                "hierarchy must be (1,) (one expert) or a non-empty tuple of "
+                "integers >= 2 (the branching factor of each level; a level "
+                "of 1 would be a gate with a single child), got "
+                f"{self.hierarchy!r}."
             )
         n_leaves = math.prod(hierarchy)
         if self.n_experts is not None and self.n_experts != n_leaves:
@@ -294,7 +430,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 raise ValueError(
                     f"gate_features {missing} are not feature names seen in fit."
                 )
-            return np.array([np.flatnonzero(names == f)[0] for f in features])
+            # Sorted and without repeats, as integer indices are.
+            return np.unique([np.flatnonzero(names == f)[0] for f in features])
         if features.dtype.kind not in "iu":
             raise ValueError(
                 "gate_features must hold integer indices, feature names or "
@@ -340,6 +477,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"computes (|x| > {limit:.3g}); rescale X, e.g. with "
                 "StandardScaler."
             )
+        if not self._is_classifier() and y.dtype.kind not in "biuf":
+            # validate_data converts object targets only; strings get
+            # check_array's message, not a NumPy error from the checks below.
+            y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
         if not self._is_classifier() and y.size and np.max(np.abs(y)) > limit:
             raise ValueError(
                 "Input y contains a value too large for the squares EM "
@@ -364,8 +505,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"Found a tensor of shape {tuple(X.shape)}, while at least one "
                 "sample and one feature are required."
             )
-        validate_data(self, X, reset=reset, skip_check_array=True)
         xp = get_namespace(X)
+        if xp.isdtype(X.dtype, "complex floating"):
+            # As check_array refuses NumPy input: casting would drop the
+            # imaginary part.
+            raise ValueError(f"Complex data not supported\n{X!r}\n")
+        validate_data(self, X, reset=reset, skip_check_array=True)
         if X.dtype not in (xp.float32, xp.float64):
             X = xp.astype(X, xp.float64)
         if not bool(xp.all(xp.isfinite(X))):
@@ -624,7 +769,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Run EM from a start; return its history and convergence.
 
         ``init`` numbers the initialisation in verbose output; None marks a
-        short run that chooses between starts (printed at ``verbose > 1``).
+        run of the start.
         """
         if supports_fused(designs.source, pool):
             # Linear experts on NumPy data: the same EM iterations, each one
@@ -664,14 +809,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _record_iteration(self, objectives, log_liks, objective, log_lik, n_iter, init):
         """Append an iteration to the history, print it; return if EM converged.
 
-        Shared by the in-memory and the blockwise EM loops. ``init`` numbers
-        the initialisation in verbose output; None marks a short run that
-        chooses between starts (printed at ``verbose > 1``).
+        Shared by the in-memory and the blockwise EM loops. Iterations are
+        printed at ``verbose > 1``; ``init`` numbers the initialisation,
+        None marks a run of the start (a tree's flat fit and the short runs
+        that choose between placements).
         """
         change = objective - objectives[-1]
         objectives.append(objective)
         log_liks.append(log_lik)
-        if self.verbose > 1 or (self.verbose and init is not None):
+        if self.verbose > 1:
             label = "candidate start" if init is None else f"Initialization {init}"
             print(
                 f"{label}, iteration {n_iter}: "
@@ -702,21 +848,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         iteration that prunes can drop by at most the pruned expert's share
         (less than one row's likelihood); EM climbs again from there.
         ``mass`` is each expert's responsibility mass in rows of average
-        weight (NumPy).
+        weight (NumPy). The pruned experts stay marked in ``gate.pruned``;
+        :func:`_warn_pruned` reports those of the model a fit keeps.
         """
         starving = (mass < _MIN_EFFECTIVE_SAMPLES) & ~gate.pruned
         if not np.any(starving):
             return False
+        # Recorded on the gate, not warned here: start-up runs and restarts
+        # that are thrown away prune too; fit warns about the kept model.
         gate.pruned = gate.pruned | starving
-        warnings.warn(
-            f"Expert(s) {np.flatnonzero(starving).tolist()} received less than "
-            f"{_MIN_EFFECTIVE_SAMPLES:g} sample's worth of responsibility and "
-            "were pruned (their gate probability is now zero); "
-            f"{int(gate.pruned.sum())} of {gate.n_leaves} experts are pruned. "
-            "Fewer experts, another init_params or more n_init may fit better.",
-            UserWarning,
-            stacklevel=5,
-        )
         return True
 
     @staticmethod
@@ -725,6 +865,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return designs.get(columns=gate.feature_indices, intercept=True)
 
     @_fit_context(prefer_skip_nested_validation=False)
+    @_keeps_state_on_failure
     def fit(self, X, y, sample_weight=None):
         """Fit the mixture of experts by EM.
 
@@ -748,11 +889,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted estimator.
         """
-        # A new fit ends any stepwise learning (partial_fit) in progress.
-        self.__dict__.pop("_stepwise", None)
-        self.__dict__.pop("_start_rows_kept", None)
+        started = time.perf_counter()
+        # A new fit ends any stepwise learning (partial_fit) in progress, and
+        # with it the count of what partial_fit has seen.
+        for name in ("_stepwise", "_start_rows_kept", "n_samples_seen_", "n_steps_"):
+            self.__dict__.pop(name, None)
         if is_dask_array(X):
-            return self._fit_dask(X, y, sample_weight)
+            return self._fit_dask(X, y, sample_weight, started)
         continue_fit = self.warm_start and hasattr(self, "gate_")
         device = resolve_device(self.backend, self.device)
         X, y, sample_weight = self._validate_fit_data(
@@ -769,12 +912,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # dropped with it.
         designs = DesignCache(X, host=host)
         if continue_fit:
-            gate, pool = self.gate_, self._expert_pool
+            gate, pool = self._continued_model()
+            pruned_before = gate.pruned
             if device is not None:
                 gate.map_arrays(lambda a: asarray_like(a, X))
                 pool.map_arrays(lambda a: asarray_like(a, X))
             runs = [self._run_em(gate, pool, designs, y_encoded, sample_weight, 0)]
+            self._print_init_summary(0, runs[0], time.perf_counter() - started)
         else:
+            pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
             # Restarts are independent: joblib runs them (threads by default,
             # or the backend the user configures, such as Dask's).
             runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
@@ -800,17 +946,87 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "on the device; LinearRegression, Ridge and LogisticRegression "
                 "experts run there too.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),
             )
         histories = [np.asarray(run[1]) for run in runs]
-        best = max(runs, key=lambda run: run[0][-1])
+        kept = max(range(len(runs)), key=lambda i: runs[i][0][-1])
 
         def routed_log_likelihood(gate, pool):
             log_lik = self._log_likelihood(gate, pool, X, y_encoded)
             return float(sample_weight @ log_lik) / float(sample_weight.sum())
 
-        self._set_fitted(best, histories, hierarchy, X.shape[1], routed_log_likelihood)
+        self._set_fitted(
+            runs[kept], histories, hierarchy, X.shape[1], routed_log_likelihood
+        )
+        self._print_fit_summary(runs, kept, started)
+        _warn_pruned(self.gate_, pruned_before)
         return self
+
+    def _continued_model(self):
+        """Return copies of the fitted gate and experts for a continued fit.
+
+        Copies, so that a continued fit that fails leaves the fitted model
+        as it was (:func:`_keeps_state_on_failure`). ``reg_variance`` is
+        the current parameter's: a continued fit honours a changed prior.
+        """
+        gate = copy.deepcopy(self.gate_)
+        pool = copy.deepcopy(self._expert_pool)
+        if hasattr(pool, "reg_variance"):
+            pool.reg_variance = self.reg_variance
+        return gate, pool
+
+    def _check_continuation(self, hierarchy, gate_idx, how):
+        """Refuse to continue a fit whose structure the parameters changed.
+
+        The gates' coefficients are sized by the tree and the gate's columns,
+        and the experts are the fitted ones: a continued fit (``how``:
+        warm_start or partial_fit) cannot change either.
+        """
+        if tuple(self.gate_.hierarchy) != hierarchy:
+            raise ValueError(
+                f"{how} cannot change the number of experts or the "
+                f"hierarchy (fitted {self.gate_.hierarchy}, asked {hierarchy}); "
+                "fit afresh (warm_start=False) to change them."
+            )
+        if not np.array_equal(self.gate_.feature_indices, gate_idx):
+            raise ValueError(
+                f"{how} cannot change gate_features (fitted columns "
+                f"{self.gate_.feature_indices.tolist()}, asked "
+                f"{gate_idx.tolist()}); fit afresh (warm_start=False) to "
+                "change them."
+            )
+
+        def template(estimator):
+            default = estimator is None
+            return _template_record(self._default_expert() if default else estimator)
+
+        if "_fitted_estimator" in self.__dict__ and not _same(
+            template(self._fitted_estimator), template(self.estimator)
+        ):
+            raise ValueError(
+                f"{how} cannot change estimator: the experts are the fitted "
+                "ones; fit afresh (warm_start=False) to change them."
+            )
+
+    def _print_init_summary(self, init, run, seconds):
+        """Print an initialisation's closing line (``verbose >= 1``)."""
+        if self.verbose:
+            objectives, log_liks, converged, n_iter = run[:4]
+            print(
+                f"Initialization {init}: {n_iter} iterations, "
+                f"{'converged' if converged else 'did not converge'}, "
+                f"log-likelihood {log_liks[-1]:.6f}, objective "
+                f"{objectives[-1]:.6f}, {seconds:.2f} s"
+            )
+
+    def _print_fit_summary(self, runs, kept, started):
+        """Print the fit's closing line (``verbose >= 1``)."""
+        if self.verbose:
+            print(
+                f"Fit done: kept initialization {kept} of {len(runs)}, "
+                f"objective {runs[kept][0][-1]:.6f}, {runs[kept][3]} "
+                f"iterations, {time.perf_counter() - started:.2f} s"
+            )
 
     def _restart_seeds(self, continue_fit):
         """Return one random state per initialisation.
@@ -856,11 +1072,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "every expert needs at least one sample."
             )
         gate_idx = self._resolve_gate_features(n_features)
-        if continue_fit and tuple(self.gate_.hierarchy) != hierarchy:
-            raise ValueError(
-                "warm_start=True cannot change the number of experts or the "
-                f"hierarchy (fitted {self.gate_.hierarchy}, asked {hierarchy})."
-            )
+        if continue_fit:
+            self._check_continuation(hierarchy, gate_idx, "warm_start=True")
         return hierarchy, gate_idx
 
     def _set_fitted(self, best, histories, hierarchy, n_features, routed_log_lik):
@@ -881,10 +1094,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"{self.max_iter} iterations; increase max_iter or tol, or "
                 "check the data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=_user_stacklevel(),
             )
         self.gate_ = gate
         self._expert_pool = pool
+        self._fitted_estimator = clone(self.estimator, safe=False)
         self.experts_ = pool.to_estimators(n_features)
         self.hierarchy_ = hierarchy
         self.n_experts_ = math.prod(hierarchy)
@@ -930,6 +1144,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
         )
         self.gate_, self._expert_pool = gate, pool
+        self._fitted_estimator = clone(self.estimator, safe=False)
         self.hierarchy_, self.n_experts_ = hierarchy, gate.n_leaves
         self.n_iter_, self.converged_ = n_iter, converged
         self.objective_history_ = np.asarray(objectives)
@@ -938,6 +1153,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # Stepwise EM starts afresh from the new start.
         self.__dict__.pop("_stepwise", None)
 
+    @_keeps_state_on_failure
     def _partial_fit(self, X, y, sample_weight, classes=None):
         """Learn from one mini-batch by stepwise EM (see ``_stepwise``).
 
@@ -963,6 +1179,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             y_encoded = self._encode_targets(y, reset=first_call)
         if first_call:
             self._start_rows_kept = []
+            pruned_before = None
+        else:
+            self._check_continuation(
+                self._resolve_hierarchy(),
+                self._resolve_gate_features(X.shape[1]),
+                "partial_fit",
+            )
+            # The step changes the model and the running statistics in
+            # place: it works on copies, so that a failed call leaves the
+            # model as it was (_keeps_state_on_failure).
+            self.gate_, self._expert_pool = self._continued_model()
+            pruned_before = self.gate_.pruned
+            if "_stepwise" in self.__dict__:
+                self._stepwise = copy.deepcopy(self._stepwise)
+            if "_start_rows_kept" in self.__dict__:
+                self._start_rows_kept = list(self._start_rows_kept)
         batch = (X, y_encoded, sample_weight)
         batches_in_start = 1
         if "_start_rows_kept" in self.__dict__:
@@ -1005,11 +1237,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.n_pruned_experts_ = int(self.gate_.pruned.sum())
         self.experts_ = self._expert_pool.to_estimators(X.shape[1])
         self._after_fit(self._expert_pool)
+        if pruned_before is None or self.gate_.pruned.shape != pruned_before.shape:
+            pruned_before = np.zeros_like(self.gate_.pruned)
+        _warn_pruned(self.gate_, pruned_before)
         return self
 
     # Dask arrays ---------------------------------------------------------------
 
-    def _fit_dask(self, X, y, sample_weight):
+    def _fit_dask(self, X, y, sample_weight, started):
         """Fit on a dask array: EM on its blocks, where Dask holds them.
 
         The start is fitted in memory on a random sample of at most
@@ -1052,11 +1287,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             y_encoded = y
         hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
         blocks = DaskBlocks(X, y_encoded, sample_weight)
-        best = None
-        histories = []
+        runs = []
+        pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
         for init, rs in enumerate(self._restart_seeds(continue_fit)):
+            init_started = time.perf_counter()
             if continue_fit:
-                gate, pool = self.gate_, self._expert_pool
+                gate, pool = self._continued_model()
+                pruned_before = gate.pruned
             else:
                 rows, _ = self._start_rows(X.shape[0], rs)
                 if rows is None:
@@ -1067,12 +1304,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 gate, pool = self._initialize(
                     DesignCache(Xs, host=Xs), ys, ws, hierarchy, gate_idx, rs
                 )
-            objectives, log_liks, converged, n_iter = blockwise_em(
+            history = blockwise_em(
                 self, gate, pool, blocks, max_iter=self.max_iter, init=init
             )
-            histories.append(np.asarray(log_liks))
-            if best is None or objectives[-1] > best[0][-1]:
-                best = (objectives, log_liks, converged, n_iter, gate, pool)
+            runs.append((*history, gate, pool))
+            self._print_init_summary(init, runs[-1], time.perf_counter() - init_started)
+        histories = [np.asarray(run[1]) for run in runs]
+        # The first of equal objectives, as fit's max() keeps.
+        kept = max(range(len(runs)), key=lambda i: runs[i][0][-1])
 
         def routed_log_likelihood(gate, pool):
             found = blocks.sum(
@@ -1084,7 +1323,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
             return float(found["log_likelihood"]) / float(found["weight"])
 
-        self._set_fitted(best, histories, hierarchy, X.shape[1], routed_log_likelihood)
+        self._set_fitted(
+            runs[kept], histories, hierarchy, X.shape[1], routed_log_likelihood
+        )
+        self._print_fit_summary(runs, kept, started)
+        _warn_pruned(self.gate_, pruned_before)
         return self
 
     def _record_dask_features(self, X, *, reset):
@@ -1240,6 +1483,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         The routing applies: with ``routing="hard"`` the density is the
         chosen expert's, with ``"topk"`` the renormalised top-k mixture's.
+        This is the per-sample access that density estimators call
+        ``score_samples``; a conditional density needs ``y``, so it has its
+        own name.
 
         Parameters
         ----------
@@ -1307,6 +1553,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         log_lik = self.log_likelihood(X, y)
         return float(-2.0 * log_lik.sum() + 2.0 * self._n_parameters())
+
+    def __getstate__(self):
+        # scikit-learn stamps the pickles of its own estimators only (their
+        # module starts with "sklearn."): skmoe's carry the stamp too, so
+        # that a pickle loaded under another scikit-learn warns, as
+        # scikit-learn's do (the experts and the fit depend on its version).
+        return {**super().__getstate__(), "_sklearn_version": sklearn.__version__}
+
+    def __setstate__(self, state):
+        state = dict(state)
+        version = state.pop("_sklearn_version", None)
+        if version is not None and version != sklearn.__version__:
+            warnings.warn(
+                InconsistentVersionWarning(
+                    estimator_name=type(self).__name__,
+                    current_sklearn_version=sklearn.__version__,
+                    original_sklearn_version=version,
+                ),
+                stacklevel=2,
+            )
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -14,6 +14,7 @@ from skmoe._backend import (
     asarray_like,
     einsum,
     get_namespace,
+    logsumexp,
     reduce_sum,
     to_numpy,
 )
@@ -47,8 +48,10 @@ _SHARED_PARAMETERS = """
     hierarchy : tuple of int, default=None
         Branching factors of a tree of gates (a hierarchical mixture of
         experts, Jordan & Jacobs 1994): ``(2, 2)`` is a binary tree of depth
-        2 with 4 experts. ``(K,)`` is the flat mixture of K experts. None
-        means a flat mixture of ``n_experts``.
+        2 with 4 experts. ``(K,)`` is the flat mixture of K experts; ``(1,)``
+        is one expert, as ``n_experts=1``. Every factor of a deeper tree must
+        be at least 2 (a gate with a single child is refused). None means a
+        flat mixture of ``n_experts``.
 
     routing : {"soft", "hard", "topk"}, default="soft"
         How the gate combines the experts, in training and at prediction.
@@ -62,7 +65,9 @@ _SHARED_PARAMETERS = """
 
     gate_features : array-like of int, str or bool, default=None
         Columns the gate sees: indices, feature names or a boolean mask.
-        None means every column. The experts always see every column.
+        Repeats are dropped and the columns taken in ``X``'s order (indices
+        and names alike). None means every column. The experts always see
+        every column.
 
     gate_alpha : float, default=1.0
         L2 penalty on the gate coefficients (not the intercepts). Without it
@@ -118,10 +123,22 @@ _SHARED_FIT_PARAMETERS = """
 
     warm_start : bool, default=False
         Continue from the previous fit (one initialisation), rather than
-        start afresh.
+        start afresh. A continued fit cannot change ``n_experts``,
+        ``hierarchy``, ``gate_features`` or ``estimator`` (the gates are
+        sized by them and the experts are the fitted ones): it raises a
+        ``ValueError`` (a new but equal ``estimator`` is accepted). It
+        honours ``routing``, ``top_k``, ``gate_alpha``, ``reg_variance``,
+        ``max_iter`` and ``tol``. The new data must have the fitted
+        features (and classes). ``partial_fit`` after ``fit`` follows the
+        same rules.
 
     verbose : int, default=0
-        Print one line per EM iteration with the log-likelihood.
+        0 prints nothing. 1 prints a line per initialisation when it ends
+        (iterations, convergence, log-likelihood, objective, seconds) and a
+        closing line for the fit (the initialisation kept, its objective and
+        iterations, the total time). 2 adds a line per EM iteration (the
+        log-likelihood and the objective's change), including the runs that
+        build a tree's start (``candidate start``).
 """
 
 _SHARED_ATTRIBUTES = """
@@ -145,8 +162,10 @@ _SHARED_ATTRIBUTES = """
 
     n_pruned_experts_ : int
         Number of experts pruned because they starved: an expert whose
-        responsibility mass fell below one sample's worth is pruned with a
-        ``UserWarning``. Its gate probability is zero from then on (the
+        responsibility mass fell below one sample's worth is pruned. One
+        ``UserWarning`` per fit names the experts the kept model pruned
+        (runs that are thrown away, such as a tree's start-up runs and the
+        restarts not kept, do not warn). Its gate probability is zero from then on (the
         others are renormalised) and it takes no part in predictions; it
         stays in ``experts_`` with its last parameters, and ``gate_.pruned``
         marks it. The objective may drop by at most the pruned expert's
@@ -157,7 +176,9 @@ _SHARED_ATTRIBUTES = """
 
     log_likelihood_ : float
         Mean (sample-weighted) per-sample log-likelihood of the fitted model
-        on the training data, ``mean(log_likelihood(X, y))``.
+        on the training data, ``mean(log_likelihood(X, y))``. The per-sample
+        values on any data (what ``score_samples`` gives for density
+        estimators) are ``log_likelihood(X, y)``.
 
     log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
         The quantity EM maximises, after the initialisation and after every
@@ -175,14 +196,15 @@ _SHARED_ATTRIBUTES = """
         the quantity EM never decreases with linear or logistic experts.
 
     n_samples_seen_ : int
-        Rows seen by ``partial_fit`` (set by it only).
+        Rows seen by ``partial_fit`` (set by it only; ``fit`` removes it, as
+        it ends the stepwise learning).
 
     n_steps_ : int
         Stepwise-EM steps taken by ``partial_fit``, one per call (set by it
-        only; the start is refitted once, on the first 10,000 rows of the
-        stream, whose batches then count as steps). After ``partial_fit``,
-        ``log_likelihood_`` is the last batch's mean log-likelihood under
-        the model before its step.
+        only, removed by ``fit``; the start is refitted once, on the first
+        10,000 rows of the stream, whose batches then count as steps). After
+        ``partial_fit``, ``log_likelihood_`` is the last batch's mean
+        log-likelihood under the model before its step.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -217,7 +239,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     reg_variance : float, default=0.1
         Strength, in pseudo-samples, of the inverse-gamma prior on each
         expert's noise variance (centred on the variance of y). It keeps an
-        expert that interpolates a few points from a zero variance.
+        expert that interpolates a few points from a zero variance. Whatever
+        its value (0 too), a variance is never below ``eps * var(y)`` (the
+        rounding of the target's scale), so no NaN comes of an exact fit.
 """
         + _SHARED_FIT_PARAMETERS
         + """
@@ -627,6 +651,37 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             n_classes = self.classes_.shape[0]
             return self._map_dask("predict_proba", X, n_columns=n_classes)
         return as_input_kind(self._predict_proba(self._validate_X(X)), X)
+
+    def predict_log_proba(self, X):
+        """Return the log of the mixture's class probabilities.
+
+        Computed in log space, ``logsumexp_k(log g_k(x) + log P_k(c | x))``,
+        not as the log of :meth:`predict_proba`: a gate probability that
+        underflows in ``predict_proba`` stays finite here. The per-sample
+        log-likelihood of the observed labels is :meth:`log_likelihood`.
+
+        Parameters
+        ----------
+        X : array-like, torch tensor or dask array of shape \
+                (n_samples, n_features)
+            Input samples. A dask array gives a lazy dask array, computed
+            block by block where Dask holds the blocks.
+
+        Returns
+        -------
+        log_proba : ndarray or tensor of shape (n_samples, n_classes)
+            Columns follow ``classes_``; a tensor on the input's device for a
+            tensor input.
+        """
+        if is_dask_array(X):
+            n_classes = self.classes_.shape[0]
+            return self._map_dask("predict_log_proba", X, n_columns=n_classes)
+        Xb = self._validate_X(X)
+        xp = get_namespace(Xb)
+        log_gate = self._routed_log_gate(Xb)
+        # Expert probabilities are floored (never zero): their log is finite.
+        log_expert = xp.log(self._expert_pool.predict_proba(Xb))
+        return as_input_kind(logsumexp(log_gate[:, :, None] + log_expert, axis=1), X)
 
     def _predict_proba(self, X):
         """Return the class probabilities of a validated ``X``, on its device."""

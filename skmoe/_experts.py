@@ -34,6 +34,7 @@ from skmoe._backend import (
     batched_solve,
     device,
     get_namespace,
+    numpy_dtype,
     reduce_sum,
     to_device,
     to_numpy,
@@ -46,6 +47,7 @@ __all__ = [
     "LinearGaussianExperts",
     "LogisticExperts",
     "count_expert_parameters",
+    "floor_variance",
     "gaussian_log_likelihood",
     "noise_variance_map",
     "supports_vectorized_linear",
@@ -111,7 +113,23 @@ def noise_variance_map(y, means, weights, *, reg_variance, prior_variance):
     xp = get_namespace(means)
     ssr = xp.sum(weights * (y[:, None] - means) ** 2, axis=0)
     mass = xp.sum(weights, axis=0)
-    return (ssr + reg_variance * prior_variance) / (mass + reg_variance)
+    variance = (ssr + reg_variance * prior_variance) / (mass + reg_variance)
+    return floor_variance(variance, prior_variance)
+
+
+def floor_variance(variance, prior_variance):
+    """Return ``variance`` floored at the rounding error of the target's scale.
+
+    An expert that fits its rows exactly (a piecewise-constant target) has
+    a zero residual; without a prior (``reg_variance=0``) its variance
+    would be zero and its log-likelihood NaN. The floor, ``eps *
+    prior_variance`` in the variance's precision (``prior_variance`` is the
+    target's variance, itself floored), is below any residual the data can
+    resolve, so it changes no fit that has a variance to estimate.
+    """
+    xp = get_namespace(variance)
+    floor = float(np.finfo(numpy_dtype(variance.dtype)).eps) * prior_variance
+    return xp.where(variance > floor, variance, xp.full_like(variance, floor))
 
 
 def gaussian_log_prior(variance, *, reg_variance, prior_variance):
@@ -276,8 +294,10 @@ class LinearGaussianExperts(_ExpertPool):
         The MAP value of :func:`noise_variance_map`; experts whose ``mass``
         is below ``MIN_EXPERT_WEIGHT`` keep theirs.
         """
-        variance = (ssr + self.reg_variance * self.prior_variance) / (
-            mass + self.reg_variance
+        variance = floor_variance(
+            (ssr + self.reg_variance * self.prior_variance)
+            / (mass + self.reg_variance),
+            self.prior_variance,
         )
         refit = mass > MIN_EXPERT_WEIGHT
         self.variance_[refit] = variance[refit]
@@ -457,6 +477,23 @@ def _fit_one(estimator, X, y, weight, *, keep_all_rows):
     return estimator.fit(X, y, sample_weight=weight)
 
 
+def _checked_output(expert, output):
+    """Return a generic expert's predictions, refusing NaN or infinity.
+
+    A NaN from one expert would spread through the E-step to every
+    probability and log-likelihood of the mixture, silently.
+    """
+    output = np.asarray(output)
+    if not np.all(np.isfinite(output)):
+        method = "predict_proba" if output.ndim == 2 else "predict"
+        raise ValueError(
+            f"The expert {type(expert).__name__} returned NaN or infinite "
+            f"values from {method}; a mixture of experts needs finite "
+            "predictions from every expert."
+        )
+    return output
+
+
 class _GenericExperts(_ExpertPool):
     """Cloned scikit-learn experts refit with responsibilities as weights.
 
@@ -518,9 +555,9 @@ class GenericRegressionExperts(_GenericExperts):
         self.variance_ = np.full(self.n_experts, prior_variance)
 
     def _predict(self, X):
-        return np.stack([e.predict(X) for e in self.estimators], axis=1).astype(
-            X.dtype, copy=False
-        )
+        return np.stack(
+            [_checked_output(e, e.predict(X)) for e in self.estimators], axis=1
+        ).astype(X.dtype, copy=False)
 
     def predict(self, X):
         """Return every expert's prediction, shape (n_samples, n_experts)."""
@@ -588,7 +625,7 @@ class GenericClassificationExperts(_GenericExperts):
         )
         for k, expert in enumerate(self.estimators):
             columns = np.searchsorted(self.classes, expert.classes_)
-            proba[:, k, columns] = expert.predict_proba(X)
+            proba[:, k, columns] = _checked_output(expert, expert.predict_proba(X))
         return floor_proba(proba)
 
     def log_likelihood(self, X, y_index):

@@ -14,7 +14,8 @@ __all__ = ["get_trusted_types"]
 # with and without ``gate_features``, on float64, float32 and DataFrame input,
 # with the default experts, LinearRegression, Ridge and LogisticRegression
 # (vectorized pools) and with lists of them or variants such as
-# ``Ridge(positive=True)`` (generic pools). tests/test_persistence.py checks
+# ``Ridge(positive=True)`` (generic pools), and models trained by
+# ``partial_fit``. tests/test_persistence.py checks
 # that these names suffice. Experts that are not scikit-learn estimators, or
 # whose fitted state skops does not trust (a DecisionTreeRegressor's
 # ``sklearn.tree._tree.Tree``), need their own types added.
@@ -26,6 +27,9 @@ _TRUSTED_TYPES = (
     "skmoe._experts.LinearGaussianExperts",
     "skmoe._experts.LogisticExperts",
     "skmoe._gating.GateTree",
+    # The running statistics of partial_fit (a model trained online keeps
+    # them, to continue learning after loading).
+    "skmoe._stepwise.StepwiseEM",
 )
 
 
@@ -35,15 +39,16 @@ def get_trusted_types():
     ``skops.io.load`` only builds the types it is told to trust. Pass this
     list as ``trusted`` to load any skmoe estimator whose experts are
     scikit-learn linear models (the defaults, ``LinearRegression``,
-    ``Ridge``, ``LogisticRegression``), flat or hierarchical. Types of other
+    ``Ridge``, ``LogisticRegression``), flat or hierarchical, fitted by
+    ``fit`` or trained by ``partial_fit``. Types of other
     experts' fitted state (for a decision tree, ``sklearn.tree._tree.Tree``)
     must be added; ``skops.io.get_untrusted_types`` lists what a file needs.
 
     Returns
     -------
     trusted_types : list of str
-        Fully qualified names of skmoe's estimator, gate and expert-pool
-        classes.
+        Fully qualified names of skmoe's estimator, gate, expert-pool and
+        online-state classes.
 
     See Also
     --------

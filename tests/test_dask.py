@@ -303,5 +303,40 @@ def test_dask_array_input_is_validated(regression):
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         moe.fit(unknown, y)
     moe.fit(da.from_array(X, chunks=1000), y)
+    pred = moe.predict(X)
     with pytest.raises(ValueError, match="X has 2 features"):
         moe.set_params(warm_start=True).fit(da.from_array(X[:, :2], chunks=1000), y)
+    assert moe.n_features_in_ == 3
+    np.testing.assert_array_equal(moe.predict(X), pred)
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_a_failed_dask_fit_leaves_the_model_as_it_was(
+    regression, monkeypatch, warm_start
+):
+    """EM fails after it changed the (copied) model: the fitted one stays."""
+    import skmoe._base
+
+    X, y = regression
+    moe = _quiet_fit(
+        MixtureOfExpertsRegressor(n_experts=2, max_iter=5, random_state=0),
+        da.from_array(X, chunks=1000),
+        y,
+    )
+    state, pred = dict(vars(moe)), moe.predict(X)
+    coef = [c.copy() for c in moe.gate_.coef]
+    blockwise_em = skmoe._base.blockwise_em
+
+    def failing_em(*args, **kwargs):
+        blockwise_em(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skmoe._base, "blockwise_em", failing_em)
+    with pytest.raises(KeyboardInterrupt):
+        moe.set_params(warm_start=warm_start).fit(da.from_array(X, chunks=1000), y)
+    monkeypatch.undo()
+    moe.set_params(warm_start=False)
+    assert all(vars(moe)[k] is v for k, v in state.items())
+    for a, b in zip(coef, moe.gate_.coef, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(moe.predict(X), pred)

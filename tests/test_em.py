@@ -121,10 +121,15 @@ def test_warm_start_continues(moe_regression):
     with pytest.warns(ConvergenceWarning):
         moe.fit(X, y)
     first = moe.objective_history_[-1]
+    coef = [c.copy() for c in moe.gate_.coef]
     gate = moe.gate_
     with pytest.warns(ConvergenceWarning):
         moe.fit(X, y)
-    assert moe.gate_ is gate
+    # The continued fit works on a copy: the previous gate is left as it was
+    # (a failed continuation must not damage it).
+    assert moe.gate_ is not gate
+    for before, after in zip(coef, gate.coef, strict=True):
+        np.testing.assert_array_equal(before, after)
     # The continued run starts where the first stopped.
     assert moe.objective_history_[0] == pytest.approx(first, rel=1e-12)
     assert moe.objective_history_[-1] >= first
@@ -165,15 +170,50 @@ def test_same_random_state_same_fit_and_pickle(Estimator, fixture, request):
     np.testing.assert_array_equal(restored.predict_gate(X), first.predict_gate(X))
 
 
-def test_verbose_prints_one_line_per_iteration(moe_regression, capsys):
+def test_verbose_1_prints_a_line_per_initialisation_and_a_closing_line(
+    moe_regression, capsys
+):
     X, y, _ = moe_regression
-    moe = MixtureOfExpertsRegressor(n_experts=3, verbose=1, random_state=0).fit(X, y)
-    lines = [
-        line
-        for line in capsys.readouterr().out.splitlines()
-        if "log-likelihood" in line
+    moe = MixtureOfExpertsRegressor(
+        n_experts=3, n_init=2, verbose=1, random_state=0
+    ).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert sorted(line.split(":")[0] for line in lines[:2]) == [
+        "Initialization 0",
+        "Initialization 1",
     ]
-    assert len(lines) == moe.n_iter_
+    assert lines[2].startswith("Fit done: kept initialization")
+    kept = int(lines[2].split("kept initialization ")[1].split()[0])
+    np.testing.assert_array_equal(
+        moe.log_likelihood_histories_[kept], moe.log_likelihood_history_
+    )
+    assert f"of 2, objective {moe.objective_history_[-1]:.6f}" in lines[2]
+    assert f"{moe.n_iter_} iterations" in lines[2]
+
+
+def test_verbose_2_adds_a_line_per_iteration(moe_regression, capsys):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, verbose=2, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    iterations = [line for line in lines if line.startswith("Initialization 0, ")]
+    assert len(iterations) == moe.n_iter_
+    assert lines[-2].startswith("Initialization 0: ")
+    assert lines[-1].startswith("Fit done")
+
+
+def test_verbose_2_prints_the_runs_of_a_trees_start(moe_regression, capsys):
+    X, y, _ = moe_regression
+    MixtureOfExpertsRegressor(
+        hierarchy=(2, 2), max_iter=5, verbose=2, random_state=0
+    ).fit(X, y)
+    out = capsys.readouterr().out
+    assert "candidate start, iteration 1:" in out
+    # verbose=1 prints none of them.
+    MixtureOfExpertsRegressor(
+        hierarchy=(2, 2), max_iter=5, verbose=1, random_state=0
+    ).fit(X, y)
+    assert "iteration" not in capsys.readouterr().out.replace(" iterations", "")
 
 
 @pytest.mark.parametrize("routing", ["soft", "hard", "topk"])
@@ -264,3 +304,79 @@ def test_pruned_expert_under_truncated_routing_stays_finite(moe_regression, rout
     assert moe.n_pruned_experts_ == 1
     assert np.all(np.isfinite(moe.predict(X)))
     assert np.all(np.isfinite(moe.objective_history_))
+
+
+# ---------------------------------------------------------------------------
+# Pruning warnings: once per fit, about the model that is kept
+# ---------------------------------------------------------------------------
+
+
+def _record_pruning(monkeypatch):
+    """Count the prunings of every EM run (kept or not) of the fits to come."""
+    from skmoe._base import BaseMixtureOfExperts
+
+    events = []
+    prune = BaseMixtureOfExperts._prune_starving
+
+    def recording(self, gate, mass):
+        pruned = prune(self, gate, mass)
+        events.append(pruned)
+        return pruned
+
+    monkeypatch.setattr(BaseMixtureOfExperts, "_prune_starving", recording)
+    return events
+
+
+def _pruning_warnings(record):
+    return [w for w in record if "pruned" in str(w.message)]
+
+
+def test_discarded_start_runs_that_prune_do_not_warn(monkeypatch, recwarn):
+    """A tree's start runs prune, the kept model does not: no warning."""
+    from skmoe.datasets import make_moe_regression
+
+    X, y = make_moe_regression(n_samples=60, n_features=2, n_experts=2, random_state=3)
+    events = _record_pruning(monkeypatch)
+    moe = MixtureOfExpertsRegressor(hierarchy=(2, 2), max_iter=30, random_state=3)
+    moe.fit(X, y)
+    assert any(events), "the start runs of this fit should prune an expert"
+    assert moe.n_pruned_experts_ == 0
+    assert _pruning_warnings(recwarn) == []
+
+
+def test_a_kept_pruned_expert_warns_once_at_the_users_line(monkeypatch, recwarn):
+    from skmoe.datasets import make_moe_regression
+
+    X, y = make_moe_regression(n_samples=40, n_features=2, n_experts=2, random_state=2)
+    events = _record_pruning(monkeypatch)
+    moe = MixtureOfExpertsRegressor(
+        hierarchy=(2, 2), n_init=3, max_iter=30, random_state=2
+    )
+    moe.fit(X, y)
+    assert sum(events) > 1, "several runs of this fit should prune"
+    assert moe.n_pruned_experts_ > 0
+    (warning,) = _pruning_warnings(recwarn)
+    pruned = np.flatnonzero(moe.gate_.pruned).tolist()
+    assert f"Expert(s) {pruned} received" in str(warning.message)
+    assert warning.filename == __file__
+
+
+def test_a_grid_search_warns_at_most_once_per_fit(monkeypatch, recwarn):
+    from sklearn.model_selection import GridSearchCV
+
+    from skmoe.datasets import make_moe_regression
+
+    X, y = make_moe_regression(n_samples=80, n_features=2, n_experts=2, random_state=0)
+    events = _record_pruning(monkeypatch)
+    search = GridSearchCV(
+        MixtureOfExpertsRegressor(max_iter=30, random_state=0),
+        {"hierarchy": [(2, 2), (4,)], "n_init": [2]},
+        cv=2,
+    )
+    search.fit(X, y)
+    n_fits = 2 * 2 + 1
+    warned = _pruning_warnings(recwarn)
+    assert sum(events) > n_fits, "runs of this search should prune more often"
+    assert len(warned) <= n_fits
+    # Each points at the user's call, through scikit-learn's frames.
+    assert all(w.filename == __file__ for w in warned)

@@ -148,6 +148,25 @@ def test_classifier_predict_proba_is_the_gate_weighted_mixture(moe_classificatio
     np.testing.assert_allclose(log_lik, np.log(proba[np.arange(len(y)), y]), rtol=1e-6)
 
 
+@pytest.mark.parametrize("routing", ["soft", "hard", "topk"])
+def test_classifier_predict_log_proba_is_the_log_of_predict_proba(
+    moe_classification, routing
+):
+    """Computed in log space; equal to log(predict_proba) up to rounding."""
+    X, y, _ = moe_classification
+    moe = MixtureOfExpertsClassifier(n_experts=3, routing=routing, random_state=0)
+    moe.fit(X, y)
+    log_proba = moe.predict_log_proba(X)
+    # A few operations on each of 3 x 3 terms: a few dozen ulps at most.
+    rtol = 64 * np.finfo(np.float64).eps
+    np.testing.assert_allclose(np.exp(log_proba), moe.predict_proba(X), rtol=rtol)
+    np.testing.assert_allclose(np.log(np.exp(log_proba).sum(axis=1)), 0.0, atol=rtol)
+    # The observed labels' column is the per-sample log-likelihood.
+    np.testing.assert_allclose(
+        log_proba[np.arange(len(y)), y], moe.log_likelihood(X, y), rtol=1e-12
+    )
+
+
 def test_classifier_with_string_labels_and_tree_experts():
     X, y = make_moe_classification(n_samples=400, n_features=3, random_state=0)
     labels = np.array(["no", "yes"])[y]

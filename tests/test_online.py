@@ -144,9 +144,12 @@ def test_partial_fit_after_fit_continues_from_the_fitted_model():
     moe.partial_fit(X[5_000:], y[5_000:])
     assert moe.n_steps_ == 1
     assert moe.log_likelihood(X, y).mean() == pytest.approx(fitted_ll, rel=0.01)
-    # fit starts over: the stepwise state is gone.
+    # fit starts over: the stepwise state is gone, and with it the count of
+    # what partial_fit saw.
     moe.fit(X, y)
     assert "_stepwise" not in moe.__dict__
+    assert not hasattr(moe, "n_samples_seen_")
+    assert not hasattr(moe, "n_steps_")
 
 
 def test_partial_fit_stays_finite_on_a_target_far_from_zero():
@@ -200,3 +203,51 @@ def test_partial_fit_needs_the_numpy_backend():
     moe = MixtureOfExpertsRegressor(n_experts=2, backend="torch")
     with pytest.raises(ValueError, match="partial_fit learns with NumPy"):
         moe.partial_fit(np.ones((4, 2)), np.ones(4))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_experts": 3}, "the number of experts or the hierarchy"),
+        ({"n_experts": None, "hierarchy": (2, 2)}, "the number of experts"),
+        ({"gate_features": [0]}, "gate_features"),
+        ({"estimator": Ridge(alpha=3.0)}, "estimator"),
+    ],
+)
+def test_partial_fit_after_fit_refuses_a_changed_structure(params, match):
+    X, y = make_moe_regression(n_samples=300, n_features=3, n_experts=2, random_state=0)
+    moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    moe.set_params(**params)
+    with pytest.raises(ValueError, match=f"partial_fit cannot change {match}"):
+        moe.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failed_step_leaves_the_model_as_it_was(monkeypatch, error):
+    """The step changes copies: an error after it changed them all undoes it."""
+    from skmoe._stepwise import StepwiseEM
+
+    X, y = make_moe_regression(n_samples=600, n_features=3, n_experts=2, random_state=0)
+    moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0)
+    moe.partial_fit(X[:200], y[:200]).partial_fit(X[200:400], y[200:400])
+    state = dict(vars(moe))
+    coef = [c.copy() for c in moe.gate_.coef]
+    statistics = copy.deepcopy(moe._stepwise.statistics)
+    pred = moe.predict(X)
+    step = StepwiseEM.step
+
+    def failing_step(self, *args, **kwargs):
+        step(self, *args, **kwargs)
+        raise error
+
+    monkeypatch.setattr(StepwiseEM, "step", failing_step)
+    with pytest.raises(type(error)):
+        moe.partial_fit(X[400:], y[400:])
+    monkeypatch.undo()
+    assert vars(moe).keys() == state.keys()
+    assert all(vars(moe)[k] is v for k, v in state.items())
+    for a, b in zip(coef, moe.gate_.coef, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert moe._stepwise.n_steps == 2
+    np.testing.assert_equal(moe._stepwise.statistics, statistics)
+    np.testing.assert_array_equal(moe.predict(X), pred)

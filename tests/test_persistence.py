@@ -1,6 +1,7 @@
 """Round trips of fitted models: pickle, joblib and skops with trusted types."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -109,3 +110,44 @@ def test_trusted_types_name_importable_classes():
     for name in get_trusted_types():
         module, _, cls = name.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), cls), type)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_skops_round_trip_of_a_model_trained_online(kind, tmp_path):
+    """The running statistics load too, and learning goes on the same."""
+    sio = pytest.importorskip("skops.io")
+    X, y = make_data(kind, n_samples=120)
+    Estimator = (
+        MixtureOfExpertsRegressor if kind == "regressor" else MixtureOfExpertsClassifier
+    )
+    extra = {} if kind == "regressor" else {"classes": np.unique(y)}
+    moe = Estimator(n_experts=2, max_iter=5, random_state=0)
+    moe.partial_fit(X[:60], y[:60], **extra)
+    moe.partial_fit(X[60:90], y[60:90])
+    sio.dump(moe, tmp_path / "moe.skops")
+    untrusted = sio.get_untrusted_types(file=tmp_path / "moe.skops")
+    assert set(untrusted) <= set(get_trusted_types())
+    loaded = sio.load(tmp_path / "moe.skops", trusted=get_trusted_types())
+    assert_same_predictions(moe, loaded, X)
+    moe.partial_fit(X[90:], y[90:])
+    loaded.partial_fit(X[90:], y[90:])
+    assert_same_predictions(moe, loaded, X)
+
+
+def test_pickles_carry_the_version_stamp():
+    """A pickle from another scikit-learn version warns, as sklearn's own do."""
+    import sklearn
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    moe, X, _ = fitted("regressor", (2,))
+    state = moe.__getstate__()
+    assert state["_sklearn_version"] == sklearn.__version__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = pickle.loads(pickle.dumps(moe))
+    assert "_sklearn_version" not in vars(loaded)
+    assert_same_predictions(moe, loaded, X)
+    stale = MixtureOfExpertsRegressor.__new__(MixtureOfExpertsRegressor)
+    with pytest.warns(InconsistentVersionWarning, match="from version 0.1 when"):
+        stale.__setstate__({**state, "_sklearn_version": "0.1"})
+    assert_same_predictions(moe, stale, X)

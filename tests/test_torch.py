@@ -283,7 +283,12 @@ def test_tensor_input_is_validated(regression):
         moe.fit(Xt[:, 0], yt)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         moe.fit(Xt, yt[:-1])
+    # As NumPy input: a cast would silently drop the imaginary part.
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        moe.fit(Xt.to(torch.complex128), yt)
     fit(moe, Xt.to(torch.int64), yt)  # integers become float64
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        moe.predict(Xt.to(torch.complex64))
     assert moe.gate_.coef[0].dtype == np.float64
     with pytest.raises(ValueError, match="features"):
         moe.predict(Xt[:, :2])
