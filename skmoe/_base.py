@@ -87,6 +87,28 @@ _ONLINE_START_ROWS = 10_000
 _MIN_EFFECTIVE_SAMPLES = 1.0
 
 
+def _mean_weight(sample_weight):
+    """Return the mean of non-negative weights, without overflow or underflow.
+
+    The weights are divided by their largest first: their sum could
+    overflow (weights near the largest float) and the mean of subnormal
+    weights would lose its digits.
+    """
+    largest = float(np.max(sample_weight))
+    return largest * float(np.mean(sample_weight / largest, dtype=np.float64))
+
+
+def _relative_weights(sample_weight, scale):
+    """Return ``sample_weight / scale`` in the weights' dtype (a new array).
+
+    EM sees weights of mean one (``scale`` is the mean weight), so that only
+    relative weights matter: the penalties (gate, logistic experts, the
+    variance prior) and the starvation threshold count in rows of average
+    weight, and multiplying every weight by a constant changes nothing.
+    """
+    return (sample_weight / scale).astype(sample_weight.dtype, copy=False)
+
+
 # ---------------------------------------------------------------------------
 # The estimator base
 # ---------------------------------------------------------------------------
@@ -122,6 +144,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "hierarchy": [tuple, list, None],
         "routing": [StrOptions(set(ROUTINGS))],
         "top_k": [Interval(Integral, 1, None, closed="left")],
+        "train_routing": [StrOptions({"auto", "refit", "soft", "em"})],
         "gate_features": ["array-like", None],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
         "init_params": [StrOptions({"kmeans", "random"})],
@@ -147,6 +170,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         hierarchy=None,
         routing="soft",
         top_k=2,
+        train_routing="auto",
         gate_features=None,
         gate_alpha=1.0,
         init_params="kmeans",
@@ -165,6 +189,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.hierarchy = hierarchy
         self.routing = routing
         self.top_k = top_k
+        self.train_routing = train_routing
         self.gate_features = gate_features
         self.gate_alpha = gate_alpha
         self.init_params = init_params
@@ -351,7 +376,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Validate a tensor on its own device, without a copy to NumPy.
 
         The checks of ``validate_data`` for arrays: 2-d, not empty, finite;
-        float32 and float64 are kept, any other dtype becomes float64.
+        float32 and float64 are kept, any other dtype becomes float64. A
+        tensor that requires grad is detached (no gradient flows through
+        the fit or the predictions).
         ``validate_data`` itself only keeps the record of the features
         (``n_features_in_``; a tensor has no feature names).
         """
@@ -365,6 +392,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "sample and one feature are required."
             )
         validate_data(self, X, reset=reset, skip_check_array=True)
+        # EM's in-place arithmetic (out=) is not differentiable: a tensor
+        # that requires grad is read as data, its graph left alone.
+        X = X.detach()
         xp = get_namespace(X)
         if X.dtype not in (xp.float32, xp.float64):
             X = xp.astype(X, xp.float64)
@@ -609,7 +639,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
         xp = get_namespace(log_joint)
         log_bound, log_resp = log_posterior(
-            log_joint, routing=self.routing, top_k=self.top_k
+            log_joint, routing=self._em_routing(), top_k=self.top_k
         )
         # A NumPy scalar of the weights' precision, whatever the backend (as
         # NumPy's own sum gives it): the histories are NumPy floats.
@@ -732,7 +762,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like, torch tensor or dask array of shape \
                 (n_samples, n_features)
-            Training data. A ``dask.array`` (the ``dask`` extra, vectorized
+            Training data. A tensor that requires grad is detached (the fit
+            is not differentiable). A ``dask.array`` (the ``dask`` extra, vectorized
             experts only) is fitted block by block where Dask holds it: on
             the workers of a ``dask.distributed`` cluster when a client is
             active, the client never receiving the data. Its start is fitted
@@ -741,7 +772,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             Target values.
         sample_weight : array-like or dask array of shape (n_samples,), \
                 default=None
-            Sample weights; None gives every sample weight one.
+            Sample weights; None gives every sample weight one. Only
+            relative weights matter: they are divided by their mean (a copy),
+            so that multiplying them all by a constant changes nothing, and
+            the penalties (``gate_alpha``, the experts' penalties and
+            ``reg_variance``) count in rows of average weight, as if every
+            row had weight one.
 
         Returns
         -------
@@ -751,6 +787,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # A new fit ends any stepwise learning (partial_fit) in progress.
         self.__dict__.pop("_stepwise", None)
         self.__dict__.pop("_start_rows_kept", None)
+        # How this fit trains for its routing, resolved once (the E-steps and
+        # the final refit read it).
+        self._train_routing = self._resolved_train_routing(
+            in_memory=not is_dask_array(X)
+        )
         if is_dask_array(X):
             return self._fit_dask(X, y, sample_weight)
         continue_fit = self.warm_start and hasattr(self, "gate_")
@@ -758,6 +799,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=not continue_fit
         )
+        # Only relative weights matter (a copy: the user's array is kept).
+        self._weight_scale = _mean_weight(sample_weight)
+        sample_weight = _relative_weights(sample_weight, self._weight_scale)
         y_encoded = self._encode_targets(y, reset=not continue_fit)
         hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
 
@@ -839,6 +883,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             max_iter=self.max_iter,
             init=init,
         )
+        self._refit_to_routing(gate, pool, designs, y_encoded, sample_weight)
         return objectives, log_liks, converged, n_iter, gate, pool
 
     def _check_structure(self, shape, continue_fit):
@@ -953,10 +998,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "partial_fit learns with NumPy: use backend='numpy' (got "
                 f"backend={self.backend!r})."
             )
+        self._train_routing = self._resolved_train_routing(in_memory=False)
         first_call = not hasattr(self, "gate_")
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=first_call
         )
+        # Every batch is divided by one scale, the mean weight of the rows
+        # the model was first fitted on (by fit, or the first batch), frozen
+        # afterwards: a batch's weights keep their meaning relative to the
+        # others' (they add to the total weight that the penalties are
+        # weighed against), and rescaling the whole stream changes nothing.
+        if first_call or "_weight_scale" not in self.__dict__:
+            self._weight_scale = _mean_weight(sample_weight)
+        sample_weight = _relative_weights(sample_weight, self._weight_scale)
         if self._is_classifier():
             y_encoded = self._encode_partial_fit_targets(y, classes)
         else:
@@ -981,6 +1035,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 self._fit_online_start(*batch)
             if kept >= _ONLINE_START_ROWS:
                 del self._start_rows_kept
+        self._check_top_k(self.gate_.n_leaves)
         if "_stepwise" not in self.__dict__:
             offset = 0.0
             if not self._is_classifier():
@@ -996,7 +1051,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self.gate_,
             self._expert_pool,
             *batch,
-            routing=self.routing,
+            routing=self._em_routing(),
             top_k=self.top_k,
             alpha=self.gate_alpha,
         )
@@ -1040,7 +1095,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "on the cluster)."
             )
         continue_fit = self.warm_start and hasattr(self, "gate_")
-        X, y, sample_weight = check_dask_data(
+        X, y, sample_weight, self._weight_scale = check_dask_data(
             X, y, sample_weight, classifier=self._is_classifier()
         )
         self._record_dask_features(X, reset=not continue_fit)
@@ -1161,7 +1216,74 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return X if y is None else (X, y)
 
     def _route(self, log_weights):
+        self._check_top_k(log_weights.shape[1])
         return route_log_weights(log_weights, routing=self.routing, top_k=self.top_k)
+
+    def _resolved_train_routing(self, *, in_memory=True):
+        """Return how a fit trains for its routing: "soft", "refit" or "em".
+
+        ``"auto"`` is ``"refit"`` for hard routing on in-memory data (soft
+        EM, then the experts refit to the gate's choices: measured in
+        benchmarks/README.md, "Hard routing", the only variant whose
+        probabilities stay calibrated on data without mixture structure),
+        soft EM for hard routing on a Dask array or in ``partial_fit``
+        (which cannot refit: they never hold all the rows; "refit" is an
+        error there), and truncated EM (``"em"``) for top-k routing.
+        """
+        if self.routing == "soft":
+            return "soft"
+        if self.train_routing == "auto":
+            if self.routing == "topk":
+                return "em"
+            return "refit" if in_memory else "soft"
+        if self.train_routing == "refit" and not in_memory:
+            raise ValueError(
+                "train_routing='refit' refits the experts to the gate's choices "
+                "on all rows held in memory; a dask array and partial_fit "
+                "train by soft EM ('soft', what 'auto' gives hard routing there) "
+                "or routed EM ('em')."
+            )
+        return self.train_routing
+
+    def _current_train_routing(self):
+        """Return the training routing of the fit in progress (see fit)."""
+        return self.__dict__.get("_train_routing") or self._resolved_train_routing()
+
+    def _em_routing(self):
+        """Return the routing of the E-step (soft unless trained by routed EM)."""
+        return self.routing if self._current_train_routing() == "em" else "soft"
+
+    def _refit_to_routing(self, gate, pool, designs, y_encoded, sample_weight):
+        """Refit the experts to the routed gate weights (``"refit"``), gate kept.
+
+        After soft EM, each expert is refitted with the weights that the
+        prediction gives it (hard: the rows whose most probable expert it
+        is; top-k: its renormalised top-k weight), which depend on x only.
+        The experts' probabilities are then those of the rows they will
+        predict, not of the rows whose label they explained best.
+        """
+        if self._current_train_routing() != "refit":
+            return
+        log_gate = gate.log_proba(designs.source)
+        weights = sample_weight[:, None] * get_namespace(log_gate).exp(
+            self._route(log_gate)
+        )
+        if supports_fused(designs.source, pool):
+            fit_linear_experts(pool, designs, y_encoded, weights)
+        else:
+            pool.m_step(designs, y_encoded, weights)
+
+    def _check_top_k(self, n_experts):
+        """Raise if ``routing="topk"`` asks for more experts than there are.
+
+        ``fit`` checks it too; this catches ``set_params`` on a fitted model.
+        """
+        if self.routing == "topk" and self.top_k > n_experts:
+            raise ValueError(
+                f"top_k={self.top_k} is larger than the number of experts "
+                f"({n_experts}) of the fitted model; set top_k to at most "
+                f"{n_experts}."
+            )
 
     def _routed_log_gate(self, X):
         return self._route(self.gate_.log_proba(X))
