@@ -1265,9 +1265,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self._current_train_routing() != "refit":
             return
         log_gate = gate.log_proba(designs.source)
-        weights = sample_weight[:, None] * get_namespace(log_gate).exp(
-            self._route(log_gate)
-        )
+        xp = get_namespace(log_gate)
+        weights = sample_weight[:, None] * xp.exp(self._route(log_gate))
+        # An expert the routed gate gives fewer rows' worth (the weights have
+        # mean one) than X has columns, plus one, keeps its soft-EM fit: a
+        # refit would be underdetermined. All pools keep an expert whose
+        # weights are zero.
+        enough = xp.sum(weights, axis=0) >= designs.source.shape[1] + 1
+        weights = xp.where(enough[None, :], weights, xp.zeros_like(weights))
         if supports_fused(designs.source, pool):
             fit_linear_experts(pool, designs, y_encoded, weights)
         else:

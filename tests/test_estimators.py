@@ -143,6 +143,24 @@ def test_hard_routing_refit_is_soft_em_then_the_experts_refit(moe_regression, ex
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:Expert\\(s\\):UserWarning")
+def test_hard_routing_refit_keeps_experts_with_too_few_rows():
+    """An expert routed fewer rows than X's columns + 1 keeps its soft-EM fit."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=40)
+    params = {"n_experts": 8, "max_iter": 20, "random_state": 0}
+    soft = MixtureOfExpertsRegressor(**params).fit(X, y)
+    hard = MixtureOfExpertsRegressor(routing="hard", **params).fit(X, y)
+    counts = np.bincount(hard.apply(X), minlength=8)
+    assert np.any(counts < 4) and np.any(counts >= 4)
+    for k in range(8):
+        same = np.array_equal(hard.experts_[k].coef_, soft.experts_[k].coef_)
+        assert same == (counts[k] < 4)
+    assert np.all(np.isfinite(hard.predict(X, return_std=True)))
+
+
 def test_hard_routing_train_routing_soft_and_em(moe_classification):
     X, y, _ = moe_classification
     params = {"n_experts": 3, "max_iter": 10, "random_state": 0}
