@@ -1272,6 +1272,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # refit would be underdetermined. All pools keep an expert whose
         # weights are zero.
         enough = xp.sum(weights, axis=0) >= designs.source.shape[1] + 1
+        if not bool(xp.any(enough)):
+            return
         weights = xp.where(enough[None, :], weights, xp.zeros_like(weights))
         if supports_fused(designs.source, pool):
             fit_linear_experts(pool, designs, y_encoded, weights)
