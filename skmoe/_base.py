@@ -763,11 +763,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         X : array-like, torch tensor or dask array of shape \
                 (n_samples, n_features)
             Training data. A tensor that requires grad is detached (the fit
-            is not differentiable). A ``dask.array`` (the ``dask`` extra, vectorized
-            experts only) is fitted block by block where Dask holds it: on
-            the workers of a ``dask.distributed`` cluster when a client is
-            active, the client never receiving the data. Its start is fitted
-            in memory on a random sample of at most 50,000 rows.
+            is not differentiable). A ``dask.array`` (the ``dask`` extra,
+            vectorized experts only) is fitted block by block where Dask
+            holds it: on the workers of a ``dask.distributed`` cluster when a
+            client is active, the client never receiving the data. Its start
+            is fitted in memory on a random sample of at most 50,000 rows.
         y : array-like or dask array of shape (n_samples,)
             Target values.
         sample_weight : array-like or dask array of shape (n_samples,), \
