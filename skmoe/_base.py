@@ -211,6 +211,28 @@ def _same(a, b):
         return False
 
 
+def _mean_weight(sample_weight):
+    """Return the mean of non-negative weights, without overflow or underflow.
+
+    The weights are divided by their largest first: their sum could
+    overflow (weights near the largest float) and the mean of subnormal
+    weights would lose its digits.
+    """
+    largest = float(np.max(sample_weight))
+    return largest * float(np.mean(sample_weight / largest, dtype=np.float64))
+
+
+def _relative_weights(sample_weight, scale):
+    """Return ``sample_weight / scale`` in the weights' dtype (a new array).
+
+    EM sees weights of mean one (``scale`` is the mean weight), so that only
+    relative weights matter: the penalties (gate, logistic experts, the
+    variance prior) and the starvation threshold count in rows of average
+    weight, and multiplying every weight by a constant changes nothing.
+    """
+    return (sample_weight / scale).astype(sample_weight.dtype, copy=False)
+
+
 # ---------------------------------------------------------------------------
 # The estimator base
 # ---------------------------------------------------------------------------
@@ -249,6 +271,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "hierarchy": [tuple, list, None],
         "routing": [StrOptions(set(ROUTINGS))],
         "top_k": [Interval(Integral, 1, None, closed="left")],
+        "train_routing": [StrOptions({"auto", "refit", "soft", "em"})],
         "gate_features": ["array-like", None],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
         "init_params": [StrOptions({"kmeans", "random"})],
@@ -274,6 +297,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         hierarchy=None,
         routing="soft",
         top_k=2,
+        train_routing="auto",
         gate_features=None,
         gate_alpha=1.0,
         init_params="kmeans",
@@ -292,6 +316,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.hierarchy = hierarchy
         self.routing = routing
         self.top_k = top_k
+        self.train_routing = train_routing
         self.gate_features = gate_features
         self.gate_alpha = gate_alpha
         self.init_params = init_params
@@ -492,7 +517,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Validate a tensor on its own device, without a copy to NumPy.
 
         The checks of ``validate_data`` for arrays: 2-d, not empty, finite;
-        float32 and float64 are kept, any other dtype becomes float64.
+        float32 and float64 are kept, any other dtype becomes float64. A
+        tensor that requires grad is detached (no gradient flows through
+        the fit or the predictions).
         ``validate_data`` itself only keeps the record of the features
         (``n_features_in_``; a tensor has no feature names).
         """
@@ -505,6 +532,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"Found a tensor of shape {tuple(X.shape)}, while at least one "
                 "sample and one feature are required."
             )
+        # EM's in-place arithmetic (out=) is not differentiable: a tensor
+        # that requires grad is read as data, its graph left alone.
+        X = X.detach()
         xp = get_namespace(X)
         if xp.isdtype(X.dtype, "complex floating"):
             # As check_array refuses NumPy input: casting would drop the
@@ -754,7 +784,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
         xp = get_namespace(log_joint)
         log_bound, log_resp = log_posterior(
-            log_joint, routing=self.routing, top_k=self.top_k
+            log_joint, routing=self._em_routing(), top_k=self.top_k
         )
         # A NumPy scalar of the weights' precision, whatever the backend (as
         # NumPy's own sum gives it): the histories are NumPy floats.
@@ -873,16 +903,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like, torch tensor or dask array of shape \
                 (n_samples, n_features)
-            Training data. A ``dask.array`` (the ``dask`` extra, vectorized
-            experts only) is fitted block by block where Dask holds it: on
-            the workers of a ``dask.distributed`` cluster when a client is
-            active, the client never receiving the data. Its start is fitted
-            in memory on a random sample of at most 50,000 rows.
+            Training data. A tensor that requires grad is detached (the fit
+            is not differentiable). A ``dask.array`` (the ``dask`` extra,
+            vectorized experts only) is fitted block by block where Dask
+            holds it: on the workers of a ``dask.distributed`` cluster when a
+            client is active, the client never receiving the data. Its start
+            is fitted in memory on a random sample of at most 50,000 rows.
         y : array-like or dask array of shape (n_samples,)
             Target values.
         sample_weight : array-like or dask array of shape (n_samples,), \
                 default=None
-            Sample weights; None gives every sample weight one.
+            Sample weights; None gives every sample weight one. Only
+            relative weights matter: they are divided by their mean (a copy),
+            so that multiplying them all by a constant changes nothing, and
+            the penalties (``gate_alpha``, the experts' penalties and
+            ``reg_variance``) count in rows of average weight, as if every
+            row had weight one.
 
         Returns
         -------
@@ -894,6 +930,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # with it the count of what partial_fit has seen.
         for name in ("_stepwise", "_start_rows_kept", "n_samples_seen_", "n_steps_"):
             self.__dict__.pop(name, None)
+        # How this fit trains for its routing, resolved once (the E-steps and
+        # the final refit read it).
+        self._train_routing = self._resolved_train_routing(
+            in_memory=not is_dask_array(X)
+        )
         if is_dask_array(X):
             return self._fit_dask(X, y, sample_weight, started)
         continue_fit = self.warm_start and hasattr(self, "gate_")
@@ -901,6 +942,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=not continue_fit
         )
+        # Only relative weights matter (a copy: the user's array is kept).
+        self._weight_scale = _mean_weight(sample_weight)
+        sample_weight = _relative_weights(sample_weight, self._weight_scale)
         y_encoded = self._encode_targets(y, reset=not continue_fit)
         hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
 
@@ -1055,6 +1099,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             max_iter=self.max_iter,
             init=init,
         )
+        self._refit_to_routing(gate, pool, designs, y_encoded, sample_weight)
         return objectives, log_liks, converged, n_iter, gate, pool
 
     def _check_structure(self, shape, continue_fit):
@@ -1169,10 +1214,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "partial_fit learns with NumPy: use backend='numpy' (got "
                 f"backend={self.backend!r})."
             )
+        self._train_routing = self._resolved_train_routing(in_memory=False)
         first_call = not hasattr(self, "gate_")
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=first_call
         )
+        # Every batch is divided by one scale, the mean weight of the rows
+        # the model was first fitted on (by fit, or the first batch), frozen
+        # afterwards: a batch's weights keep their meaning relative to the
+        # others' (they add to the total weight that the penalties are
+        # weighed against), and rescaling the whole stream changes nothing.
+        if first_call or "_weight_scale" not in self.__dict__:
+            self._weight_scale = _mean_weight(sample_weight)
+        sample_weight = _relative_weights(sample_weight, self._weight_scale)
         if self._is_classifier():
             y_encoded = self._encode_partial_fit_targets(y, classes)
         else:
@@ -1213,6 +1267,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 self._fit_online_start(*batch)
             if kept >= _ONLINE_START_ROWS:
                 del self._start_rows_kept
+        self._check_top_k(self.gate_.n_leaves)
         if "_stepwise" not in self.__dict__:
             offset = 0.0
             if not self._is_classifier():
@@ -1228,7 +1283,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self.gate_,
             self._expert_pool,
             *batch,
-            routing=self.routing,
+            routing=self._em_routing(),
             top_k=self.top_k,
             alpha=self.gate_alpha,
         )
@@ -1275,7 +1330,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "on the cluster)."
             )
         continue_fit = self.warm_start and hasattr(self, "gate_")
-        X, y, sample_weight = check_dask_data(
+        X, y, sample_weight, self._weight_scale = check_dask_data(
             X, y, sample_weight, classifier=self._is_classifier()
         )
         self._record_dask_features(X, reset=not continue_fit)
@@ -1404,7 +1459,81 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return X if y is None else (X, y)
 
     def _route(self, log_weights):
+        self._check_top_k(log_weights.shape[1])
         return route_log_weights(log_weights, routing=self.routing, top_k=self.top_k)
+
+    def _resolved_train_routing(self, *, in_memory=True):
+        """Return how a fit trains for its routing: "soft", "refit" or "em".
+
+        ``"auto"`` is ``"refit"`` for hard routing on in-memory data (soft
+        EM, then the experts refit to the gate's choices: measured in
+        benchmarks/README.md, "Hard routing", the only variant whose
+        probabilities stay calibrated on data without mixture structure),
+        soft EM for hard routing on a Dask array or in ``partial_fit``
+        (which cannot refit: they never hold all the rows; "refit" is an
+        error there), and truncated EM (``"em"``) for top-k routing.
+        """
+        if self.routing == "soft":
+            return "soft"
+        if self.train_routing == "auto":
+            if self.routing == "topk":
+                return "em"
+            return "refit" if in_memory else "soft"
+        if self.train_routing == "refit" and not in_memory:
+            raise ValueError(
+                "train_routing='refit' refits the experts to the gate's choices "
+                "on all rows held in memory; a dask array and partial_fit "
+                "train by soft EM ('soft', what 'auto' gives hard routing there) "
+                "or routed EM ('em')."
+            )
+        return self.train_routing
+
+    def _current_train_routing(self):
+        """Return the training routing of the fit in progress (see fit)."""
+        return self.__dict__.get("_train_routing") or self._resolved_train_routing()
+
+    def _em_routing(self):
+        """Return the routing of the E-step (soft unless trained by routed EM)."""
+        return self.routing if self._current_train_routing() == "em" else "soft"
+
+    def _refit_to_routing(self, gate, pool, designs, y_encoded, sample_weight):
+        """Refit the experts to the routed gate weights (``"refit"``), gate kept.
+
+        After soft EM, each expert is refitted with the weights that the
+        prediction gives it (hard: the rows whose most probable expert it
+        is; top-k: its renormalised top-k weight), which depend on x only.
+        The experts' probabilities are then those of the rows they will
+        predict, not of the rows whose label they explained best.
+        """
+        if self._current_train_routing() != "refit":
+            return
+        log_gate = gate.log_proba(designs.source)
+        xp = get_namespace(log_gate)
+        weights = sample_weight[:, None] * xp.exp(self._route(log_gate))
+        # An expert the routed gate gives fewer rows' worth (the weights have
+        # mean one) than X has columns, plus one, keeps its soft-EM fit: a
+        # refit would be underdetermined. All pools keep an expert whose
+        # weights are zero.
+        enough = xp.sum(weights, axis=0) >= designs.source.shape[1] + 1
+        if not bool(xp.any(enough)):
+            return
+        weights = xp.where(enough[None, :], weights, xp.zeros_like(weights))
+        if supports_fused(designs.source, pool):
+            fit_linear_experts(pool, designs, y_encoded, weights)
+        else:
+            pool.m_step(designs, y_encoded, weights)
+
+    def _check_top_k(self, n_experts):
+        """Raise if ``routing="topk"`` asks for more experts than there are.
+
+        ``fit`` checks it too; this catches ``set_params`` on a fitted model.
+        """
+        if self.routing == "topk" and self.top_k > n_experts:
+            raise ValueError(
+                f"top_k={self.top_k} is larger than the number of experts "
+                f"({n_experts}) of the fitted model; set top_k to at most "
+                f"{n_experts}."
+            )
 
     def _routed_log_gate(self, X):
         return self._route(self.gate_.log_proba(X))

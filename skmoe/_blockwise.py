@@ -114,7 +114,7 @@ def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
     converged : bool
     n_iter : int
     """
-    options = {"routing": estimator.routing, "top_k": estimator.top_k}
+    options = {"routing": estimator._em_routing(), "top_k": estimator.top_k}
     statistics = _e_step(estimator, gate, pool, blocks, options)
     objective, log_lik = _objective(estimator, gate, pool, statistics)
     objectives, log_liks = [objective], [log_lik]

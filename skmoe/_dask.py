@@ -76,6 +76,9 @@ def check_dask_data(X, y, sample_weight, *, classifier):
     X : dask.array.Array of float64, one chunk across the columns
     y : dask.array.Array in X's row chunks
     sample_weight : dask.array.Array of float64 in X's row chunks
+        Divided by ``scale``: their mean is one.
+    scale : float
+        The mean of the given weights (one for None).
     """
     da = _import_dask_array()
     if X.ndim != 2:
@@ -109,6 +112,7 @@ def check_dask_data(X, y, sample_weight, *, classifier):
         "X max": abs(X).max(),
         "weight finite": da.isfinite(sample_weight).all(),
         "weight min": sample_weight.min(),
+        "weight max": sample_weight.max(),
         "weight sum": sample_weight.sum(),
     }
     if not classifier:
@@ -123,7 +127,7 @@ def check_dask_data(X, y, sample_weight, *, classifier):
         raise ValueError("sample_weight must be finite.")
     if found["weight min"] < 0:
         raise ValueError("Negative values in data passed to sample_weight")
-    if found["weight sum"] <= 0:
+    if found["weight max"] <= 0:
         raise ValueError("sample_weight must have a positive sum; got all zeros.")
     if found["X max"] > limit:
         raise ValueError(
@@ -135,7 +139,15 @@ def check_dask_data(X, y, sample_weight, *, classifier):
             "Input y contains a value too large for the squares EM computes "
             f"(|y| > {limit:.3g}); rescale y."
         )
-    return X, y, sample_weight
+    # The weights relative to their mean, as in memory: divided by their
+    # largest first when their sum overflowed or underflowed (one more pass).
+    largest = float(found["weight max"])
+    total = float(found["weight sum"])
+    if np.isfinite(total) and total >= np.finfo(np.float64).tiny:
+        scale = total / X.shape[0]
+    else:
+        scale = largest * float((sample_weight / largest).mean().compute())
+    return X, y, sample_weight / scale, scale
 
 
 def unique_labels(y):

@@ -54,14 +54,34 @@ _SHARED_PARAMETERS = """
         flat mixture of ``n_experts``.
 
     routing : {"soft", "hard", "topk"}, default="soft"
-        How the gate combines the experts, in training and at prediction.
-        ``"soft"`` weights every expert by its gate probability (EM);
-        ``"hard"`` uses only the most probable expert (classification EM in
-        training); ``"topk"`` keeps the ``top_k`` most probable experts and
-        renormalises their weights (top-k truncated posteriors in training).
+        How the gate combines the experts at prediction. ``"soft"`` weights
+        every expert by its gate probability; ``"hard"`` uses only the most
+        probable expert of each input; ``"topk"`` keeps the ``top_k`` most
+        probable experts and renormalises their weights. How a hard or
+        top-k mixture is trained is ``train_routing``'s choice.
 
     top_k : int, default=2
-        Number of experts kept by ``routing="topk"``.
+        Number of experts kept by ``routing="topk"``; at most the number of
+        experts (checked by ``fit``, and at prediction after ``set_params``).
+
+    train_routing : {"auto", "refit", "soft", "em"}, default="auto"
+        How a hard or top-k mixture is trained (ignored for soft routing):
+
+        - ``"refit"``: soft EM, then every expert refitted once to the
+          weights the routed gate gives it (hard: the training rows whose
+          most probable expert it is), the gate kept. Each expert is then
+          fitted to the rows it predicts, whatever their labels.
+        - ``"soft"``: soft EM; the routing applies at prediction only.
+        - ``"em"``: EM with the routing in the E-step: classification EM
+          for hard routing, truncated top-k posteriors for top-k.
+          Classification EM gives each training row to the expert that
+          explains its own target best, so on rows the gate cannot tell
+          apart the experts split along the noise and their probabilities
+          are overconfident.
+        - ``"auto"``: ``"refit"`` for hard routing (``"soft"`` on a dask
+          array and in ``partial_fit``, which cannot refit), ``"em"`` for
+          top-k routing; the choice measured best in
+          ``benchmarks/README.md`` ("Hard routing").
 
     gate_features : array-like of int, str or bool, default=None
         Columns the gate sees: indices, feature names or a boolean mask.
@@ -182,10 +202,12 @@ _SHARED_ATTRIBUTES = """
 
     log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
         The quantity EM maximises, after the initialisation and after every
-        EM iteration: the mean log-likelihood for soft routing; for hard and
-        top-k routing, the mean of ``log sum_k g_k p_k`` over the experts
-        kept by the truncated E-step (the bound that classification EM and
-        top-k EM raise).
+        EM iteration: the mean log-likelihood for soft EM (soft routing, and
+        hard or top-k routing trained by ``train_routing="refit"`` or
+        ``"soft"``: the history of the soft EM, before any refit); for
+        ``train_routing="em"``, the mean of ``log sum_k g_k p_k`` over the
+        experts kept by the truncated E-step (the bound that classification
+        EM and top-k EM raise).
 
     log_likelihood_histories_ : list of ndarray
         The same history for every initialisation (``n_init`` of them), in
@@ -290,6 +312,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         hierarchy=None,
         routing="soft",
         top_k=2,
+        train_routing="auto",
         gate_features=None,
         gate_alpha=1.0,
         reg_variance=0.1,
@@ -310,6 +333,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             hierarchy=hierarchy,
             routing=routing,
             top_k=top_k,
+            train_routing=train_routing,
             gate_features=gate_features,
             gate_alpha=gate_alpha,
             init_params=init_params,
@@ -343,7 +367,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y : array-like of shape (n_samples,)
             Its targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Its sample weights; None gives every sample weight one.
+            Its sample weights; None gives every sample weight one. Every
+            batch's weights are divided by one constant, the mean weight of
+            the rows the model was first fitted on (by ``fit`` or the first
+            ``partial_fit`` calls): weights keep their meaning across
+            batches, and multiplying every batch's weights by the same
+            constant changes nothing (see ``fit``).
 
         Returns
         -------
@@ -495,6 +524,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         hierarchy=None,
         routing="soft",
         top_k=2,
+        train_routing="auto",
         gate_features=None,
         gate_alpha=1.0,
         init_params="kmeans",
@@ -514,6 +544,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             hierarchy=hierarchy,
             routing=routing,
             top_k=top_k,
+            train_routing=train_routing,
             gate_features=gate_features,
             gate_alpha=gate_alpha,
             init_params=init_params,
@@ -549,7 +580,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             Every class of the whole stream. Required on the first call (a
             batch may miss some classes), optional afterwards.
         sample_weight : array-like of shape (n_samples,), default=None
-            Its sample weights; None gives every sample weight one.
+            Its sample weights; None gives every sample weight one. Every
+            batch's weights are divided by one constant, the mean weight of
+            the rows the model was first fitted on (by ``fit`` or the first
+            ``partial_fit`` calls): weights keep their meaning across
+            batches, and multiplying every batch's weights by the same
+            constant changes nothing (see ``fit``).
 
         Returns
         -------

@@ -4,9 +4,11 @@ One transform serves both places where routing matters (DESIGN.md §2):
 
 * at prediction, it is applied to the gate's log-probabilities and the
   combination weights the experts by the result;
-* in the E-step, it is applied to the log joint ``log g_k + log p_k``, which
-  gives soft EM (``"soft"``), classification EM (``"hard"``) or top-k
-  truncated posteriors (``"topk"``).
+* in the E-step of routed EM (``train_routing="em"``), it is applied to the
+  log joint ``log g_k + log p_k``, which gives soft EM (``"soft"``),
+  classification EM (``"hard"``) or top-k truncated posteriors
+  (``"topk"``); other trainings run soft EM and route at prediction (and in
+  the final refit of the experts, ``"refit"``).
 
 The result is always normalised log-weights: entries that are routed away
 are ``-inf`` and the others sum to one in probability space.

@@ -183,6 +183,37 @@ def test_dask_array_fit_equals_the_in_memory_fit_classifier(client):
     )
 
 
+@pytest.mark.parametrize("scale", [1e-12, 1e12])
+def test_dask_array_fit_with_rescaled_weights_equals_the_in_memory_fit(
+    client, regression, scale
+):
+    """Dask weights are divided by their mean too (from the validation pass)."""
+    X, y = regression
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
+    params = {"n_experts": 3, "random_state": 0, "max_iter": 8}
+    local = _quiet_fit(MixtureOfExpertsRegressor(**params), X, y, sample_weight=weight)
+    remote = _quiet_fit(
+        MixtureOfExpertsRegressor(**params),
+        da.from_array(X, chunks=(700, 3)),
+        da.from_array(y, chunks=700),
+        sample_weight=da.from_array(scale * weight, chunks=700),
+    )
+    np.testing.assert_allclose(remote.predict(X), local.predict(X), rtol=RTOL)
+    np.testing.assert_allclose(remote.noise_variance_, local.noise_variance_, rtol=RTOL)
+
+
+def test_dask_array_hard_routing_trains_by_soft_em(client, regression):
+    """On a dask array, hard routing's "auto" is soft EM (no refit), as in memory."""
+    X, y = regression
+    params = {"n_experts": 3, "routing": "hard", "random_state": 0, "max_iter": 8}
+    local = _quiet_fit(MixtureOfExpertsRegressor(train_routing="soft", **params), X, y)
+    dX, dy = da.from_array(X, chunks=(700, 3)), da.from_array(y, chunks=700)
+    remote = _quiet_fit(MixtureOfExpertsRegressor(**params), dX, dy)
+    np.testing.assert_allclose(remote.predict(X), local.predict(X), rtol=RTOL)
+    with pytest.raises(ValueError, match="train_routing='refit' refits"):
+        MixtureOfExpertsRegressor(train_routing="refit", **params).fit(dX, dy)
+
+
 def test_dask_array_fit_from_a_warm_start_equals_the_in_memory_fit(client):
     # Above 50,000 rows the dask fit's start is fitted on a sample: from a
     # shared start (warm_start), the EM iterations are still the same.

@@ -21,7 +21,12 @@ def test_monotonic_objective_with_truncated_routing(
         n_samples=600, n_features=3, hierarchy=hierarchy, random_state=0
     )
     moe = MixtureOfExpertsRegressor(
-        hierarchy=hierarchy, routing=routing, max_iter=30, tol=0.0, random_state=0
+        hierarchy=hierarchy,
+        routing=routing,
+        train_routing="em",
+        max_iter=30,
+        tol=0.0,
+        random_state=0,
     )
     with pytest.warns(ConvergenceWarning):
         moe.fit(X, y)
@@ -30,7 +35,12 @@ def test_monotonic_objective_with_truncated_routing(
         n_samples=600, n_features=3, hierarchy=hierarchy, random_state=0
     )
     clf = MixtureOfExpertsClassifier(
-        hierarchy=hierarchy, routing=routing, max_iter=15, tol=0.0, random_state=0
+        hierarchy=hierarchy,
+        routing=routing,
+        train_routing="em",
+        max_iter=15,
+        tol=0.0,
+        random_state=0,
     )
     with pytest.warns(ConvergenceWarning):
         clf.fit(Xc, yc)

@@ -113,6 +113,109 @@ def test_hard_routing_predicts_with_one_expert(moe_regression):
     np.testing.assert_allclose(std, np.sqrt(moe.noise_variance_[chosen]))
 
 
+@pytest.mark.parametrize("experts", ["vectorized", "generic"])
+def test_hard_routing_refit_is_soft_em_then_the_experts_refit(moe_regression, experts):
+    """train_routing="refit": the soft fit's gate, experts fitted to its choices."""
+    X, y, _ = moe_regression
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    estimator = None if experts == "vectorized" else [LinearRegression()] * 3
+    params = {"n_experts": 3, "random_state": 0}
+    soft = MixtureOfExpertsRegressor(estimator, **params).fit(
+        X, y, sample_weight=weight
+    )
+    hard = MixtureOfExpertsRegressor(estimator, routing="hard", **params)
+    hard.fit(X, y, sample_weight=weight)
+    assert hard.train_routing == "auto"  # which is "refit" for hard routing
+    np.testing.assert_array_equal(hard.objective_history_, soft.objective_history_)
+    for a, b in zip(hard.gate_.coef, soft.gate_.coef, strict=True):
+        np.testing.assert_array_equal(a, b)
+    chosen = hard.apply(X)
+    for k, expert in enumerate(hard.experts_):
+        rows = chosen == k
+        least_squares = LinearRegression().fit(
+            X[rows], y[rows], sample_weight=weight[rows]
+        )
+        # Weighted least squares on ~300 well-conditioned rows: rounding.
+        np.testing.assert_allclose(expert.coef_, least_squares.coef_, rtol=1e-8)
+        np.testing.assert_allclose(
+            expert.intercept_, least_squares.intercept_, rtol=1e-8, atol=1e-10
+        )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:Expert\\(s\\):UserWarning")
+def test_hard_routing_refit_keeps_experts_with_too_few_rows():
+    """An expert routed fewer rows than X's columns + 1 keeps its soft-EM fit."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=40)
+    params = {"n_experts": 8, "max_iter": 20, "random_state": 0}
+    soft = MixtureOfExpertsRegressor(**params).fit(X, y)
+    hard = MixtureOfExpertsRegressor(routing="hard", **params).fit(X, y)
+    counts = np.bincount(hard.apply(X), minlength=8)
+    assert np.any(counts < 4) and np.any(counts >= 4)
+    for k in range(8):
+        same = np.array_equal(hard.experts_[k].coef_, soft.experts_[k].coef_)
+        assert same == (counts[k] < 4)
+    assert np.all(np.isfinite(hard.predict(X, return_std=True)))
+
+
+def test_hard_routing_train_routing_soft_and_em(moe_classification):
+    X, y, _ = moe_classification
+    params = {"n_experts": 3, "max_iter": 10, "random_state": 0}
+    soft = MixtureOfExpertsClassifier(**params).fit(X, y)
+    trained_soft = MixtureOfExpertsClassifier(
+        routing="hard", train_routing="soft", **params
+    ).fit(X, y)
+    # Soft EM, hard at prediction only: the soft model, routed.
+    np.testing.assert_array_equal(
+        trained_soft.objective_history_, soft.objective_history_
+    )
+    soft.set_params(routing="hard")
+    np.testing.assert_array_equal(trained_soft.predict_proba(X), soft.predict_proba(X))
+    cem = MixtureOfExpertsClassifier(routing="hard", train_routing="em", **params)
+    # Classification EM: its bound is not the soft log-likelihood.
+    assert cem.fit(X, y).objective_history_[0] != soft.objective_history_[0]
+
+
+# Classification EM starves an expert here (pruned, with a warning).
+@pytest.mark.filterwarnings("ignore:Expert\\(s\\):UserWarning")
+def test_hard_routing_is_calibrated_without_mixture_structure():
+    """On data from one logistic model, hard routing's log-loss is the soft one's.
+
+    Classification EM made the experts pure on rows the gate cannot tell
+    apart (log-loss 7.9 against 0.59, benchmarks/README.md "Hard routing");
+    the default training refits each expert to the rows it predicts.
+    """
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 4))
+    y = rng.uniform(size=3000) < 1.0 / (1.0 + np.exp(-X @ [0.5, -0.5, 0.3, 0.0]))
+    train, test = slice(0, 1000), slice(1000, None)
+
+    def test_log_loss(**params):
+        moe = MixtureOfExpertsClassifier(n_experts=3, random_state=0, **params)
+        proba = moe.fit(X[train], y[train]).predict_proba(X[test])
+        return -np.mean(np.log(proba[np.arange(2000), y[test].astype(int)]))
+
+    soft = test_log_loss()
+    # The benchmark's target: within 10% of the soft mixture.
+    assert test_log_loss(routing="hard") <= 1.1 * soft
+    assert test_log_loss(routing="hard", train_routing="em") > 2.0 * soft
+
+
+def test_train_routing_refit_needs_the_rows_in_memory(moe_regression):
+    X, y, _ = moe_regression
+    moe = MixtureOfExpertsRegressor(n_experts=3, routing="hard", train_routing="refit")
+    with pytest.raises(ValueError, match="train_routing='refit' refits"):
+        moe.partial_fit(X, y)
+    # "auto" learns online by soft stepwise EM, hard at prediction.
+    moe.set_params(train_routing="auto").partial_fit(X, y)
+    chosen = moe.apply(X)
+    means = np.column_stack([e.predict(X) for e in moe.experts_])
+    np.testing.assert_allclose(moe.predict(X), means[np.arange(len(X)), chosen])
+
+
 def test_topk_routing_renormalises_the_k_largest(moe_regression):
     X, y, _ = moe_regression
     moe = MixtureOfExpertsRegressor(

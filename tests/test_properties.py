@@ -46,6 +46,9 @@ def problems(draw):
         "hierarchy": hierarchy,
         "routing": routing,
         "top_k": draw(st.integers(1, n_leaves)) if routing == "topk" else 2,
+        # "auto" trains hard routing by soft EM and a refit, "em" by routed
+        # EM: both keep their objective monotone.
+        "train_routing": draw(st.sampled_from(["auto", "em"])),
         "weighted": draw(st.booleans()),
     }
 
@@ -80,6 +83,7 @@ def fit(kind, problem, X, y, sample_weight, **params):
         hierarchy=None if flat else hierarchy,
         routing=problem["routing"],
         top_k=problem["top_k"],
+        train_routing=problem["train_routing"],
         random_state=problem["seed"],
         **params,
     )
@@ -164,6 +168,24 @@ def test_permuting_the_rows_from_the_same_start_gives_the_same_model(problem, da
     )
     np.testing.assert_allclose(
         permuted.objective_history_, moe.objective_history_, rtol=1e-6
+    )
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(problem=problems(), scale=st.sampled_from([1e-12, 3e-4, 7.5, 1e12]))
+def test_scaling_the_weights_changes_nothing(problem, scale):
+    """Only relative sample weights matter (they are divided by their mean)."""
+    X, y, sample_weight = make_problem(problem, "regressor")
+    if sample_weight is None:
+        sample_weight = np.ones(len(y))
+    params = {"init_params": "random", "max_iter": 10}
+    moe = fit("regressor", problem, X, y, sample_weight, **params)
+    scaled = fit("regressor", problem, X, y, scale * sample_weight, **params)
+    np.testing.assert_allclose(
+        scaled.predict(X), moe.predict(X), rtol=1e-6, atol=1e-6 * np.std(y)
+    )
+    np.testing.assert_allclose(
+        scaled.objective_history_, moe.objective_history_, rtol=1e-6
     )
 
 

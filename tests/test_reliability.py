@@ -278,6 +278,177 @@ def test_negative_sample_weight_is_rejected(kind):
         small(kind).fit(X, y, sample_weight=sample_weight)
 
 
+# Weights are divided by their mean before EM, so a uniform rescaling changes
+# them by a few ulps. EM is a smooth map of the weights away from ties (the
+# iteration count is fixed: tol=0), and on these well-conditioned problems
+# (condition numbers ~1e2) the fits then agree to ~1e-13; 1e-8 relative (the
+# issue's figure) leaves orders of margin for other BLAS while any effect of
+# the scale on the penalties (1e-12 of a weight against gate_alpha=1) would
+# show as differences of order one.
+WEIGHT_SCALE_RTOL = 1e-8
+WEIGHT_SCALES = [1e-12, 1e-6, 1e6, 1e12]
+
+
+def assert_same_predictions(a, b, X):
+    """Predictions (and predictive std, or probabilities) within the rtol."""
+    if isinstance(a, MixtureOfExpertsRegressor):
+        outputs = zip(
+            a.predict(X, return_std=True), b.predict(X, return_std=True), strict=True
+        )
+    else:
+        outputs = [(a.predict_proba(X), b.predict_proba(X))]
+    for actual, desired in outputs:
+        np.testing.assert_allclose(actual, desired, rtol=WEIGHT_SCALE_RTOL)
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+@pytest.mark.parametrize(
+    "params",
+    [{"n_experts": 3}, {"hierarchy": (2, 2)}],
+    ids=["flat", "tree"],
+)
+def test_rescaled_sample_weight_gives_the_same_fit(kind, params):
+    """Only relative weights matter: every scale gives the fit of the weights."""
+    X, y = data_for(kind, n_samples=200, seed=1)
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    params = {"max_iter": 15, "tol": 0.0, "random_state": 0, **params}
+    reference = ESTIMATORS[kind](**params).fit(X, y, sample_weight=weight)
+    for scale in WEIGHT_SCALES:
+        scaled = weight * scale
+        kept = scaled.copy()
+        moe = ESTIMATORS[kind](**params).fit(X, y, sample_weight=scaled)
+        np.testing.assert_array_equal(scaled, kept)  # the user's array is kept
+        assert_same_predictions(moe, reference, X)
+        np.testing.assert_allclose(
+            moe.log_likelihood_, reference.log_likelihood_, rtol=WEIGHT_SCALE_RTOL
+        )
+
+
+@pytest.mark.parametrize("routing", ["hard", "topk"])
+def test_rescaled_sample_weight_gives_the_same_fit_with_routing(routing):
+    X, y = data_for("regressor", n_samples=200, seed=1)
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    params = {"n_experts": 3, "routing": routing, "max_iter": 15, "tol": 0.0}
+    reference = MixtureOfExpertsRegressor(**params, random_state=0).fit(
+        X, y, sample_weight=weight
+    )
+    for scale in (1e-12, 1e12):
+        moe = MixtureOfExpertsRegressor(**params, random_state=0).fit(
+            X, y, sample_weight=weight * scale
+        )
+        assert_same_predictions(moe, reference, X)
+
+
+def test_rescaled_sample_weight_gives_the_same_fit_with_generic_experts():
+    """Generic scikit-learn experts (the loop on whole arrays) see mean-one weights."""
+    X, y = data_for("regressor", n_samples=200, seed=1)
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    params = {"n_experts": 2, "max_iter": 15, "tol": 0.0, "random_state": 0}
+    experts = [LinearRegression(), LinearRegression()]
+    reference = MixtureOfExpertsRegressor(experts, **params).fit(
+        X, y, sample_weight=weight
+    )
+    for scale in (1e-12, 1e12):
+        moe = MixtureOfExpertsRegressor(experts, **params)
+        assert_same_predictions(
+            moe.fit(X, y, sample_weight=weight * scale), reference, X
+        )
+
+
+def test_one_expert_with_tiny_weights_is_weighted_least_squares():
+    """n_experts=1 is LinearRegression, whatever the weights' scale."""
+    X, y = data_for("regressor", n_samples=200, seed=1)
+    weight = 1e-12 * np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    moe = MixtureOfExpertsRegressor(n_experts=1).fit(X, y, sample_weight=weight)
+    least_squares = LinearRegression().fit(X, y, sample_weight=weight)
+    # A least-squares solve of a well-conditioned 3x3 system: rounding only.
+    np.testing.assert_allclose(moe.experts_[0].coef_, least_squares.coef_, rtol=1e-10)
+    np.testing.assert_allclose(
+        moe.predict(X), least_squares.predict(X), rtol=1e-10, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_warm_start_with_rescaled_sample_weight_continues_the_same(kind):
+    X, y = data_for(kind, n_samples=200, seed=1)
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    params = {"n_experts": 3, "max_iter": 5, "tol": 0.0, "random_state": 0}
+    fits = []
+    for scale in (1.0, 1e-12):
+        moe = ESTIMATORS[kind](**params).fit(X, y, sample_weight=weight)
+        moe.set_params(warm_start=True)
+        fits.append(moe.fit(X, y, sample_weight=scale * weight))
+    assert_same_predictions(*fits, X)
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_partial_fit_with_rescaled_sample_weight_learns_the_same(kind):
+    """Every batch is divided by the first rows' mean weight, frozen after."""
+    X, y = data_for(kind, n_samples=400, seed=1)
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    # The later batches weigh more than the first: relative to it, they count
+    # for more of the total weight the penalties are weighed against.
+    weight[100:] *= 3.0
+    models = []
+    for scale in (1.0, 1e-12, 1e12):
+        moe = ESTIMATORS[kind](n_experts=2, max_iter=10, random_state=0)
+        for start in range(0, len(y), 100):
+            rows = slice(start, start + 100)
+            options = {"classes": [0, 1]} if kind == "classifier" else {}
+            moe.partial_fit(
+                X[rows], y[rows], sample_weight=scale * weight[rows], **options
+            )
+        models.append(moe)
+    first_mean = weight[:100].mean()
+    assert models[0]._stepwise.weight_seen == pytest.approx(
+        weight.sum() / first_mean, rel=1e-12
+    )
+    for moe in models[1:]:
+        assert_same_predictions(moe, models[0], X)
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_top_k_above_the_fitted_experts_is_rejected_at_prediction(kind):
+    X, y = data_for(kind)
+    moe = small(kind, n_experts=3).fit(X, y)
+    moe.set_params(routing="topk", top_k=9)
+    for method in ("predict", "log_likelihood") + (
+        ("predict_proba",) if kind == "classifier" else ()
+    ):
+        args = (X, y) if method == "log_likelihood" else (X,)
+        with pytest.raises(ValueError, match=r"top_k=9 is larger than the number"):
+            getattr(moe, method)(*args)
+
+
+def test_top_k_above_the_fitted_experts_is_rejected_by_partial_fit():
+    X, y = data_for("regressor")
+    moe = small("regressor", n_experts=3).fit(X, y)
+    moe.set_params(routing="topk", top_k=4)
+    with pytest.raises(ValueError, match=r"top_k=4 is larger than the number"):
+        moe.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS)
+def test_tensor_that_requires_grad_is_detached(kind):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    X, y = data_for(kind)
+    X_grad = torch.tensor(X, requires_grad=True)
+    reference = small(kind, backend="torch", device="cpu").fit(torch.tensor(X), y)
+    moe = small(kind, backend="torch", device="cpu").fit(X_grad, y)
+    method = "predict" if kind == "regressor" else "predict_proba"
+    out = getattr(moe, method)(X_grad)
+    assert not out.requires_grad and X_grad.grad is None
+    np.testing.assert_array_equal(
+        out.numpy(), getattr(reference, method)(torch.tensor(X)).numpy()
+    )
+    # The NumPy backend copies the tensor to NumPy, detached too.
+    numpy_fit = small(kind).fit(X_grad, y)
+    np.testing.assert_array_equal(
+        getattr(numpy_fit, method)(X_grad), getattr(small(kind).fit(X, y), method)(X)
+    )
+
+
 # ---------------------------------------------------------------------------
 # Degenerate but legal data
 # ---------------------------------------------------------------------------
@@ -737,9 +908,13 @@ def test_classifier_refit_that_fails_keeps_its_classes(params, match):
     X, y = data_for("classifier")
     est = small("classifier").fit(X, y)
     proba = est.predict_proba(X)
+    fitted_params = est.get_params()
     est.set_params(**params)
     with pytest.raises(ValueError, match=match):
         est.fit(X[:30], np.where(y[:30] == 1, "yes", "no"))
+    # The parameters are the user's to change back (a top_k above the fitted
+    # experts is refused at prediction too); the fitted state was kept.
+    est.set_params(**fitted_params)
     np.testing.assert_array_equal(est.classes_, [0, 1])
     np.testing.assert_array_equal(est.predict_proba(X), proba)
     assert set(est.predict(X)) <= {0, 1}

@@ -271,6 +271,20 @@ def test_warm_start_continues_on_torch(regression):
     assert type(moe.gate_.coef[0]) is np.ndarray
 
 
+def test_rescaled_weights_give_the_same_fit_on_torch(regression):
+    """Weights are divided by their mean before they move to the device."""
+    X, y = regression
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    params = {"backend": "torch", "device": "cpu", "max_iter": 10, "tol": 0.0}
+    a = MixtureOfExpertsRegressor(n_experts=3, random_state=0)
+    b = MixtureOfExpertsRegressor(n_experts=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.set_params(**params).fit(torch.tensor(X), y, sample_weight=weight)
+        b.set_params(**params).fit(torch.tensor(X), y, sample_weight=1e-12 * weight)
+    assert_same_model(a, b)
+
+
 def test_tensor_input_is_validated(regression):
     X, y = regression
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
