@@ -182,7 +182,8 @@ class GateTree:
         Columns of the estimator's input that the gate sees.
     penalty_scale : ndarray of shape (n_features,), default=None
         Scale of every gate feature on the training data
-        (:func:`penalty_scale`); None for ones.
+        (:func:`penalty_scale`); None for ones, which penalises the raw
+        coefficients.
 
     Attributes
     ----------

@@ -326,13 +326,13 @@ def test_separable_classes_are_classified_perfectly(routing):
 # Decided behaviour: EM squares X and y (standardisation, Gram matrices,
 # Gaussian residuals), so values whose squares overflow float64 (|v| beyond
 # about 1e154) cannot be fitted: they are rejected in scikit-learn's words,
-# "too large". Up to 1e100, X gives the fit of unscaled X. Small X is legal,
-# but the gate's L2 penalty (gate_alpha) is on raw coefficients, as in Ridge:
-# at 1e-100 the gate cannot split and the experts (unpenalised least squares)
-# carry the fit; at 1e-300 a feature's squares underflow and it acts as a
-# constant, as in StandardScaler. A target of ~1e-300 is legal and predicted,
-# but its noise variance (~1e-600) is not representable and is floored, so
-# the experts do not specialise: finite, degraded (standardise y first).
+# "too large". Up to 1e100, X gives the fit of unscaled X. Small X is legal:
+# the gate's L2 penalty (gate_alpha) acts on standardized features, so at
+# 1e-100 the regressor's fit is that of unscaled X; at 1e-300 a feature's
+# squares underflow and it acts as a constant, as in StandardScaler. A
+# target of ~1e-300 is legal and predicted, but its noise variance (~1e-600)
+# is not representable and is floored, so the experts do not specialise:
+# finite, degraded (standardise y first).
 
 
 def linear_data():
