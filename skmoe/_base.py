@@ -55,7 +55,7 @@ from skmoe._backend import (
 from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
-from skmoe._gating import GateTree
+from skmoe._gating import GateTree, penalty_scale
 from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
 from skmoe._statistics import likelihood_statistics
@@ -299,7 +299,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         top_k=2,
         train_routing="auto",
         gate_features=None,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         init_params="kmeans",
         n_init=1,
         max_iter=100,
@@ -610,9 +610,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp[np.arange(X.shape[0]), labels] += 1.0 - _INIT_SMOOTHING
         return resp.astype(X.dtype)
 
-    def _new_model(self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs):
-        """Return an unfitted gate tree and expert pool."""
-        gate = GateTree(hierarchy, len(gate_idx), gate_idx)
+    def _new_model(
+        self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale
+    ):
+        """Return an unfitted gate tree and expert pool.
+
+        ``scale`` is the gate's ``penalty_scale``.
+        """
+        gate = GateTree(hierarchy, len(gate_idx), gate_idx, penalty_scale=scale)
         gate.map_arrays(lambda coef: asarray_like(coef, designs.source))
         pool = self._make_expert_pool(
             self._expert_templates(gate.n_leaves, rs),
@@ -621,10 +626,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         return gate, pool
 
-    def _start(self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, resp):
-        """Return a model fitted to starting responsibilities ``resp``."""
+    def _start(
+        self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, resp, scale
+    ):
+        """Return a model fitted to starting responsibilities ``resp``.
+
+        ``scale`` is the gate's ``penalty_scale``.
+        """
         gate, pool = self._new_model(
-            designs, y_encoded, sample_weight, hierarchy, gate_idx, rs
+            designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale
         )
         # A fresh gate is fitted to the start, not just nudged towards it.
         rows, alpha = self._start_rows(designs.source.shape[0], rs)
@@ -657,15 +667,30 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         ``(None, gate_alpha)`` up to ``_INIT_GATE_MAX_ROWS`` rows; above,
         a sorted random subset of that size and the penalty scaled to it, so
-        that the balance of fit and penalty stays that of all rows.
+        that the balance of fit and penalty stays that of all rows (the
+        gate's ``penalty_scale`` stays that of all rows too).
         """
         if n_samples <= _INIT_GATE_MAX_ROWS:
             return None, self.gate_alpha
         rows = np.sort(rs.choice(n_samples, _INIT_GATE_MAX_ROWS, replace=False))
         return rows, self.gate_alpha * _INIT_GATE_MAX_ROWS / n_samples
 
-    def _initialize(self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs):
+    def _initialize(
+        self,
+        designs,
+        y_encoded,
+        sample_weight,
+        hierarchy,
+        gate_idx,
+        rs,
+        *,
+        scale=None,
+    ):
         """Return a gate tree and an expert pool fitted to a fresh start.
+
+        The gate's penalty acts on its features standardized by ``scale``
+        (:func:`~skmoe._gating.penalty_scale` of the rows at hand when None;
+        a Dask fit gives that of all its rows).
 
         A flat mixture starts from the partition of
         :meth:`_initial_responsibilities`. A tree starts from the flat
@@ -678,6 +703,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # The start is computed on the CPU with NumPy (k-means), whatever
         # the backend, and its result moved to the fit's device.
         X, host_weight = designs.host(), to_numpy(sample_weight)
+        if scale is None:
+            scale = penalty_scale(X[:, gate_idx], host_weight)
         n_leaves = math.prod(hierarchy)
         flat = (n_leaves,)
         resp = self._initial_responsibilities(
@@ -685,7 +712,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         resp = asarray_like(resp, designs.source)
         gate, pool = self._start(
-            designs, y_encoded, sample_weight, flat, gate_idx, rs, resp
+            designs, y_encoded, sample_weight, flat, gate_idx, rs, resp, scale
         )
         if len(hierarchy) == 1:
             return gate, pool
@@ -696,7 +723,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # candidate partition); the standardisation is NumPy's. Like a fresh
         # gate's start, the scores need no more than _INIT_GATE_MAX_ROWS
         # rows (measured: a (4, 4) fit at n=1e5 took 46 s against 52 s when
-        # every row was scored).
+        # every row was scored). On the standardized features the plain
+        # penalty is the gate's (its penalty_scale).
         labels = to_numpy(get_namespace(resp).argmax(resp, axis=1))
         rows, alpha = self._start_rows(X.shape[0], rs)
         if rows is None:
@@ -718,7 +746,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for expert_to_leaf in placements:
             leaf_resp = take(resp, np.argsort(expert_to_leaf), axis=1)
             gate, pool = self._start(
-                designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, leaf_resp
+                designs,
+                y_encoded,
+                sample_weight,
+                hierarchy,
+                gate_idx,
+                rs,
+                leaf_resp,
+                scale,
             )
             objective = self._fit_once(
                 gate,
@@ -1312,6 +1347,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             check_dask_data,
             compute,
             encode_labels,
+            gate_penalty_scale,
             unique_labels,
         )
 
@@ -1342,6 +1378,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             y_encoded = y
         hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
         blocks = DaskBlocks(X, y_encoded, sample_weight)
+        # The gate's penalty scales are those of all rows, as in memory,
+        # though each start is fitted on a sample.
+        scale = None if continue_fit else gate_penalty_scale(X, sample_weight, gate_idx)
         runs = []
         pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
         for init, rs in enumerate(self._restart_seeds(continue_fit)):
@@ -1357,7 +1396,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     sample = compute(X[rows], y_encoded[rows], sample_weight[rows])
                 Xs, ys, ws = (np.asarray(a) for a in sample)
                 gate, pool = self._initialize(
-                    DesignCache(Xs, host=Xs), ys, ws, hierarchy, gate_idx, rs
+                    DesignCache(Xs, host=Xs),
+                    ys,
+                    ws,
+                    hierarchy,
+                    gate_idx,
+                    rs,
+                    scale=scale,
                 )
             history = blockwise_em(
                 self, gate, pool, blocks, max_iter=self.max_iter, init=init

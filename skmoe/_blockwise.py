@@ -35,6 +35,7 @@ from skmoe._experts import MIN_EXPERT_WEIGHT, LinearGaussianExperts
 from skmoe._softmax import (
     centred_trial,
     newton_direction,
+    penalty_gradient,
     softmax_hessian,
     softmax_penalty,
     uses_full_hessian,
@@ -167,7 +168,14 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
         "top_k": top_k,
     }
     gate_steps = [
-        _newton_step(coef, level["fit"], level["gradient"], level["gram"], alpha)
+        _newton_step(
+            coef,
+            level["fit"],
+            level["gradient"],
+            level["gram"],
+            alpha,
+            scale=gate.penalty_scale,
+        )
         for coef, level in zip(gate.coef, statistics["gates"], strict=True)
     ]
     experts = statistics["experts"]
@@ -193,17 +201,21 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
         _logistic_m_step(pool, blocks, statistics, model)
 
 
-def _newton_step(coef, fit, gradient, gram, alpha):
-    """Return (objective, step) of softmax problems from their statistics."""
+def _newton_step(coef, fit, gradient, gram, alpha, *, scale=None):
+    """Return (objective, step, penalty) of softmax problems from their statistics.
+
+    ``penalty`` is ``(alpha, scale)``, as the line search scores trials.
+    """
     n_problems, p, n_classes = coef.shape
     full = uses_full_hessian("auto", n_classes, p)
     gradient = np.array(gradient, dtype=coef.dtype)
-    gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
+    gradient[:, :-1, :] -= penalty_gradient(coef, alpha, scale)
     curvature = softmax_hessian(
         gram.astype(coef.dtype), n_problems, n_classes, full=full
     )
-    step = newton_direction(curvature, gradient, alpha, full=full)
-    return fit - softmax_penalty(coef, alpha), step, alpha
+    step = newton_direction(curvature, gradient, alpha, full=full, scale=scale)
+    objective = fit - softmax_penalty(coef, alpha, scale)
+    return objective, step, (alpha, scale)
 
 
 def _line_search(coefs, steps, score, linear_coef=None):
@@ -217,7 +229,7 @@ def _line_search(coefs, steps, score, linear_coef=None):
     ----------
     coefs : list of ndarray of shape (P, p, b)
         Current coefficients of each batch of problems.
-    steps : list of (objective, step, alpha)
+    steps : list of (objective, step, penalty)
         From :func:`_newton_step`, per batch.
     score : callable
         ``score(trials, linear_coef)`` returns the trials' fits per batch,
@@ -247,10 +259,10 @@ def _line_search(coefs, steps, score, linear_coef=None):
         fits, found = score(trials, linear_coef if first == 0 else None)
         if first == 0:
             extra = found
-        for j, (objective, _, alpha) in enumerate(steps):
+        for j, (objective, _, penalty) in enumerate(steps):
             floor = objective - _ROUNDING_SLACK * np.abs(objective)
             for t in range(len(sizes)):
-                trial_objective = fits[j][t] - softmax_penalty(trials[j][t], alpha)
+                trial_objective = fits[j][t] - softmax_penalty(trials[j][t], *penalty)
                 improved = (trial_objective >= floor) & ~accepted[j]
                 new_coefs[j][improved] = trials[j][t][improved]
                 gains[j][improved] = (trial_objective - objective)[improved]
@@ -268,7 +280,7 @@ def _logistic_m_step(pool, blocks, statistics, model):
     scale = 1.0 + float(np.sum(mass))
     experts = statistics["experts"]
     for _ in range(_LOGISTIC_MAX_NEWTON):
-        objective, step, alpha = _newton_step(
+        objective, step, penalty = _newton_step(
             coef, experts["fit"], experts["gradient"], experts["gram"], pool.alpha
         )
         # Experts that are not refit keep their coefficients: a zero step.
@@ -287,7 +299,7 @@ def _logistic_m_step(pool, blocks, statistics, model):
                 first_pass.update(full_step=trials[0][0], newton=found["newton"])
             return [found["experts"]], None
 
-        (coef,), (gain,), _ = _line_search([coef], [(objective, step, alpha)], score)
+        (coef,), (gain,), _ = _line_search([coef], [(objective, step, penalty)], score)
         largest_gain = float(np.max(gain[refit])) if np.any(refit) else 0.0
         if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * scale:
             break

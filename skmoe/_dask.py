@@ -10,9 +10,16 @@ so the client receives one small result per pass and never the data.
 
 import numpy as np
 
+from skmoe._gating import scale_from_moments
 from skmoe._statistics import SummedBlocks, sum_statistics
 
-__all__ = ["DaskBlocks", "check_dask_data", "is_dask_array", "map_method"]
+__all__ = [
+    "DaskBlocks",
+    "check_dask_data",
+    "gate_penalty_scale",
+    "is_dask_array",
+    "map_method",
+]
 
 
 def is_dask_array(a):
@@ -148,6 +155,36 @@ def check_dask_data(X, y, sample_weight, *, classifier):
     else:
         scale = largest * float((sample_weight / largest).mean().compute())
     return X, y, sample_weight / scale, scale
+
+
+def gate_penalty_scale(X, sample_weight, columns):
+    """Return the gate's ``penalty_scale`` from all rows, summed on the blocks.
+
+    The weighted moments of :func:`~skmoe._gating.penalty_scale` in two
+    passes (the mean, then the squares about it, which do not cancel as
+    ``sum w x^2 - (sum w x)^2`` would), each reduced by Dask.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+    sample_weight : dask.array.Array of shape (n_samples,)
+    columns : ndarray of int
+        The gate's columns.
+
+    Returns
+    -------
+    scale : ndarray of shape (len(columns),)
+    """
+    da = _import_dask_array()
+    Xg = X[:, np.asarray(columns, dtype=np.intp)]
+    total, weighted = da.compute(sample_weight.sum(), sample_weight @ Xg)
+    mean = np.asarray(weighted) / total
+    squares, centred = da.compute(
+        sample_weight @ (Xg**2), sample_weight @ ((Xg - mean) ** 2)
+    )
+    return scale_from_moments(
+        np.sqrt(np.asarray(centred) / total), np.sqrt(np.asarray(squares) / total)
+    )
 
 
 def unique_labels(y):

@@ -89,9 +89,23 @@ _SHARED_PARAMETERS = """
         and names alike). None means every column. The experts always see
         every column.
 
-    gate_alpha : float, default=1.0
-        L2 penalty on the gate coefficients (not the intercepts). Without it
-        the gate weights diverge once experts separate the data.
+    gate_alpha : float, default=0.01
+        L2 penalty on the gates' coefficients of standardized features:
+        ``gate_alpha / 2`` times the sum of ``(s_j * beta_j) ** 2``, with
+        ``s_j`` the weighted standard deviation of gate feature ``j`` on the
+        training rows (``gate_.penalty_scale``; a constant feature gets its
+        magnitude) and the intercepts unpenalised, against the
+        log-likelihood summed over the rows. The fit thus does not depend on
+        the units of the features, as with a StandardScaler in front. It
+        keeps the gate weights finite once the experts separate the data;
+        larger values blur sharp boundaries between experts (measured in
+        ``benchmarks/README.md``: test R^2 0.964 at 0.01 against 0.701 at
+        1.0 on piecewise-linear data with jumps). The scales are those of
+        the start's rows: ``fit``'s, or the first ``partial_fit`` batches';
+        ``warm_start`` and later ``partial_fit`` calls keep them. The
+        experts' own penalties (``Ridge``'s ``alpha``,
+        ``LogisticRegression``'s ``C``) act on raw coefficients, as in
+        scikit-learn.
 """
 
 _SHARED_FIT_PARAMETERS = """
@@ -167,7 +181,8 @@ _SHARED_ATTRIBUTES = """
 
     gate_ : GateTree
         The fitted tree of softmax gates (``gate_.coef``, ``gate_.parent``,
-        ``gate_.node_coef(node)``, ``gate_.describe()``).
+        ``gate_.node_coef(node)``, ``gate_.describe()``;
+        ``gate_.penalty_scale``, the feature scales of ``gate_alpha``).
 
     hierarchy_ : tuple of int
         The tree of gates that was fitted (``(n_experts,)`` when flat).
@@ -314,7 +329,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         top_k=2,
         train_routing="auto",
         gate_features=None,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         reg_variance=0.1,
         init_params="kmeans",
         n_init=1,
@@ -526,7 +541,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         top_k=2,
         train_routing="auto",
         gate_features=None,
-        gate_alpha=1.0,
+        gate_alpha=0.01,
         init_params="kmeans",
         n_init=1,
         max_iter=100,

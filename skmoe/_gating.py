@@ -36,10 +36,17 @@ from skmoe._softmax import (
     softmax_curvature_weights,
     softmax_log_proba,
     softmax_newton_step,
+    softmax_penalty,
     uses_full_hessian,
 )
 
-__all__ = ["GateTree", "node_posteriors", "tree_log_reach"]
+__all__ = [
+    "GateTree",
+    "node_posteriors",
+    "penalty_scale",
+    "scale_from_moments",
+    "tree_log_reach",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -101,6 +108,62 @@ def node_posteriors(leaf_posterior, hierarchy):
 
 
 # ---------------------------------------------------------------------------
+# The scale of the gate's penalty
+# ---------------------------------------------------------------------------
+
+
+def scale_from_moments(std, root_mean_square):
+    """Return the scale of every gate feature from its weighted moments.
+
+    The gates' penalty acts on the features divided by these scales, so that
+    it does not depend on their units: a feature's weighted standard
+    deviation, as StandardScaler's. A feature whose deviation is below
+    ``sqrt(eps)`` of its root mean square is constant to the precision of
+    the Newton systems (with the intercept, its curvature has a condition
+    number above ``1 / eps``): it gets its root mean square, which divides
+    it to +-1 like the intercept column, in any units; an all-zero feature
+    gets 1 (its coefficient is then free of the data and stays 0).
+
+    Parameters
+    ----------
+    std, root_mean_square : ndarray of shape (n_features,)
+        Weighted standard deviation and root mean square (about 0).
+
+    Returns
+    -------
+    scale : ndarray of shape (n_features,)
+        Positive.
+    """
+    std = np.asarray(std, dtype=np.float64)
+    root_mean_square = np.asarray(root_mean_square, dtype=np.float64)
+    constant = ~(std > np.sqrt(np.finfo(np.float64).eps) * root_mean_square)
+    fallback = np.where(root_mean_square > 0, root_mean_square, 1.0)
+    return np.where(constant, fallback, std)
+
+
+def penalty_scale(X, sample_weight):
+    """Return the gate's feature scales from its training columns (NumPy).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The gate's columns.
+    sample_weight : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    scale : ndarray of shape (n_features,)
+        :func:`scale_from_moments` of the weighted moments.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    weight = np.asarray(sample_weight, dtype=np.float64)
+    total = weight.sum()
+    mean = (weight @ X) / total
+    std = np.sqrt((weight @ np.square(X - mean)) / total)
+    return scale_from_moments(std, np.sqrt((weight @ np.square(X)) / total))
+
+
+# ---------------------------------------------------------------------------
 # The tree as a fitted object
 # ---------------------------------------------------------------------------
 
@@ -117,6 +180,10 @@ class GateTree:
         Number of gate features (the columns in ``feature_indices``).
     feature_indices : ndarray of shape (n_features,)
         Columns of the estimator's input that the gate sees.
+    penalty_scale : ndarray of shape (n_features,), default=None
+        Scale of every gate feature on the training data
+        (:func:`penalty_scale`); None for ones, which penalises the raw
+        coefficients.
 
     Attributes
     ----------
@@ -127,6 +194,12 @@ class GateTree:
         Number of nodes, leaves included.
     n_leaves : int
         Number of leaves (experts).
+    penalty_scale : ndarray of shape (n_features,)
+        The L2 penalty ``alpha`` of :meth:`log_prior` and :meth:`m_step`
+        acts on the coefficients of the features divided by these scales
+        (standardized features, the intercept unpenalised), so that the fit
+        does not depend on the features' units. NumPy, fixed at the start
+        of a fit.
     pruned : ndarray of shape (n_leaves,)
         Leaves pruned during the fit (experts that starved): their gate
         probability is zero and the other leaves' are renormalised.
@@ -136,9 +209,12 @@ class GateTree:
         Depth of every node (the root has depth 0).
     """
 
-    def __init__(self, hierarchy, n_features, feature_indices):
+    def __init__(self, hierarchy, n_features, feature_indices, penalty_scale=None):
         self.hierarchy = tuple(int(b) for b in hierarchy)
         self.feature_indices = np.asarray(feature_indices, dtype=np.intp)
+        if penalty_scale is None:
+            penalty_scale = np.ones(n_features)
+        self.penalty_scale = np.asarray(penalty_scale, dtype=np.float64)
         self.coef = [
             np.zeros((n_nodes, n_features + 1, b))
             for n_nodes, b in zip(self.level_sizes[:-1], self.hierarchy, strict=True)
@@ -247,10 +323,14 @@ class GateTree:
         Returns
         -------
         log_prior : float
-            ``-alpha / 2`` times the squared norm of every gate's slopes.
+            ``-alpha / 2`` times the squared norm of every gate's slopes,
+            each times its feature's ``penalty_scale``.
         """
-        squares = (float(get_namespace(c).sum(c[:, :-1, :] ** 2)) for c in self.coef)
-        return -0.5 * alpha * sum(squares)
+        penalties = (
+            float(softmax_penalty(c, alpha, self.penalty_scale).sum())
+            for c in self.coef
+        )
+        return -sum(penalties)
 
     def map_arrays(self, function):
         """Replace every coefficient array by ``function`` of it.
@@ -434,7 +514,8 @@ class GateTree:
         sample_weight : array of shape (n_samples,)
             Weights of the samples.
         alpha : float
-            L2 penalty on the gate coefficients.
+            L2 penalty on the gate coefficients of the features divided by
+            ``penalty_scale``.
         solver : {"auto", "newton", "block"}, default="auto"
             Newton step with full or block-diagonal Hessians.
         n_steps : int, default=1
@@ -488,6 +569,7 @@ class GateTree:
                     targets,
                     weights,
                     alpha=alpha,
+                    scale=self.penalty_scale,
                     solver=solver,
                     log_proba=log_proba,
                     gram=gram,

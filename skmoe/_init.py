@@ -134,7 +134,8 @@ def group_clusters(
     sample_weight : ndarray of shape (n_samples,)
     random_state : RandomState
     alpha : float
-        The gate's L2 penalty.
+        The gate's L2 penalty; on the standardized ``Xa`` it is the penalty
+        of the gate's ``penalty_scale``.
     n_candidates : int
         Number of placements to return.
 

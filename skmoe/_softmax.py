@@ -10,6 +10,7 @@ weights per problem, so that a whole batch costs one GEMM per pass over X.
 import numpy as np
 
 from skmoe._backend import (
+    asarray_like,
     astype,
     batched_solve,
     device,
@@ -21,6 +22,7 @@ from skmoe._backend import (
 __all__ = [
     "centred_trial",
     "newton_direction",
+    "penalty_gradient",
     "softmax_curvature_weights",
     "softmax_fit",
     "softmax_gradient",
@@ -79,15 +81,48 @@ def softmax_fit(log_proba, targets, weights):
     return xp.sum(weights * reduce_sum(targets * log_proba, axis=-1), axis=0)
 
 
-def softmax_penalty(coef, alpha):
-    """Return each problem's L2 penalty on its non-intercept coefficients."""
+def _scaled_slopes(coef, scale):
+    """Return the non-intercept coefficients times their features' scales.
+
+    ``scale`` (NumPy, shape (p - 1,)) or None for ones. The product is taken
+    before any square, so that a feature of scale 1e-150 and its coefficient
+    of 1e150 neither underflow nor overflow.
+    """
+    slopes = coef[:, :-1, :]
+    if scale is None:
+        return slopes
+    return asarray_like(scale, slopes)[None, :, None] * slopes
+
+
+def softmax_penalty(coef, alpha, scale=None):
+    """Return each problem's L2 penalty on its non-intercept coefficients.
+
+    ``alpha / 2`` times the squared norm of ``scale * slopes``: the ridge
+    penalty of the problem on features divided by ``scale`` (standardized
+    features, for a gate), written on the raw coefficients.
+    """
     xp = get_namespace(coef)
-    return 0.5 * alpha * xp.sum(coef[:, :-1, :] ** 2, axis=(1, 2))
+    return 0.5 * alpha * xp.sum(_scaled_slopes(coef, scale) ** 2, axis=(1, 2))
 
 
-def softmax_objective(log_proba, targets, weights, coef, alpha):
+def penalty_gradient(coef, alpha, scale=None):
+    """Return the gradient of :func:`softmax_penalty` (zero for the intercepts).
+
+    Returns
+    -------
+    gradient : array of shape (n_problems, p - 1, n_classes)
+        For the non-intercept rows of ``coef``.
+    """
+    if scale is None:
+        return alpha * coef[:, :-1, :]
+    scaled = _scaled_slopes(coef, scale)
+    return alpha * asarray_like(scale, scaled)[None, :, None] * scaled
+
+
+def softmax_objective(log_proba, targets, weights, coef, alpha, scale=None):
     """Return each problem's weighted soft-target log-likelihood minus its penalty."""
-    return softmax_fit(log_proba, targets, weights) - softmax_penalty(coef, alpha)
+    fit = softmax_fit(log_proba, targets, weights)
+    return fit - softmax_penalty(coef, alpha, scale)
 
 
 def softmax_gradient(Xa, proba, targets, weights):
@@ -193,12 +228,16 @@ def softmax_hessian(gram, n_problems, n_classes, *, full):
     return xp.reshape(hessian, (n_problems, n_classes * p, n_classes * p))
 
 
-def newton_direction(curvature, gradient, alpha, *, full):
+def newton_direction(curvature, gradient, alpha, *, full, scale=None):
     """Solve the (penalised, jittered) Newton system for every problem.
 
     ``curvature`` is :func:`softmax_hessian`'s (the fit's, unpenalised) and
     ``gradient`` the penalised objective's; the penalty's curvature is
-    added here.
+    added here. With ``scale`` (NumPy, shape (p - 1,)) the penalty is
+    :func:`softmax_penalty`'s with that scale, and the system is solved on
+    the features divided by ``scale``: there the penalty is ``alpha`` on
+    every slope and the relative jitter means the same whatever the units
+    of the features, so the step does not depend on them.
     """
     xp = get_namespace(curvature, gradient)
     # Solved in float64 whatever the data's precision: in float32 the jitter
@@ -209,6 +248,14 @@ def newton_direction(curvature, gradient, alpha, *, full):
     n_problems, p, n_classes = gradient.shape
     penalty = xp.full((p,), alpha, dtype=gradient.dtype, device=device(gradient))
     penalty[-1] = 0.0  # the intercept is not penalised
+    unit = xp.ones((p,), dtype=gradient.dtype, device=device(gradient))
+    if scale is not None:
+        unit[:-1] = asarray_like(scale, unit)
+    if full:
+        unit = xp.tile(unit, (n_classes,))
+    # On standardized features: H / (s s^T), g / s; the step is z / s.
+    if scale is not None:
+        curvature = curvature / (unit[:, None] * unit[None, :])
     # Softmax is invariant to shifting all classes' coefficients alike, so
     # the Hessian is singular along the intercept shift (and along every
     # shift when alpha = 0): a tiny jitter keeps the solve defined without
@@ -216,21 +263,23 @@ def newton_direction(curvature, gradient, alpha, *, full):
     if full:
         g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (n_problems, -1))
         diag = xp.tile(penalty, (n_classes,))
-        scale = xp.mean(xp.linalg.diagonal(curvature), axis=1)
-        jitter = 1e-10 * (scale + 1.0)
+        scale_mean = xp.mean(xp.linalg.diagonal(curvature), axis=1)
+        jitter = 1e-10 * (scale_mean + 1.0)
         A = curvature + (diag[None, :] + jitter[:, None])[:, :, None] * xp.eye(
             n_classes * p, dtype=gradient.dtype, device=device(gradient)
         )
-        step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
+        step = batched_solve(A, g / unit) / unit
+        step = xp.reshape(step, (n_problems, n_classes, p))
     else:
         g = xp.reshape(xp.permute_dims(gradient, (0, 2, 1)), (-1, p))
         blocks = xp.reshape(curvature, (-1, p, p))
-        scale = xp.mean(xp.linalg.diagonal(blocks), axis=1)
-        jitter = 1e-10 * (scale + 1.0)
+        scale_mean = xp.mean(xp.linalg.diagonal(blocks), axis=1)
+        jitter = 1e-10 * (scale_mean + 1.0)
         A = blocks + (penalty[None, :] + jitter[:, None])[:, :, None] * xp.eye(
             p, dtype=gradient.dtype, device=device(gradient)
         )
-        step = xp.reshape(batched_solve(A, g), (n_problems, n_classes, p))
+        step = batched_solve(A, g / unit) / unit
+        step = xp.reshape(step, (n_problems, n_classes, p))
     return astype(xp.permute_dims(step, (0, 2, 1)), dtype)
 
 
@@ -247,15 +296,25 @@ def centred_trial(coef, step, step_size):
 
 
 def softmax_newton_step(
-    design, coef, targets, weights, *, alpha, solver="auto", log_proba=None, gram=None
+    design,
+    coef,
+    targets,
+    weights,
+    *,
+    alpha,
+    scale=None,
+    solver="auto",
+    log_proba=None,
+    gram=None,
 ):
     """Take one monotone Newton-type step for every problem of a batch.
 
     Each problem ``j`` maximises the weighted soft-target log-likelihood
     ``sum_i weights[i, j] sum_c targets[i, j, c] log P_jc(x_i)`` minus
-    ``alpha / 2`` times the squared norm of its non-intercept coefficients.
-    A backtracking line search, per problem, makes sure that objective never
-    decreases (generalised EM needs an improving step, not the optimum).
+    ``alpha / 2`` times the squared norm of its non-intercept coefficients
+    (each times its feature's ``scale``). A backtracking line search, per
+    problem, makes sure that objective never decreases (generalised EM needs
+    an improving step, not the optimum).
 
     Parameters
     ----------
@@ -269,6 +328,9 @@ def softmax_newton_step(
         Non-negative sample weights of each problem.
     alpha : float
         L2 penalty on the non-intercept coefficients.
+    scale : ndarray of shape (p - 1,), default=None
+        Scale of every feature (None: ones): the penalty is ``alpha`` on the
+        coefficients of the features divided by it (:func:`softmax_penalty`).
     solver : {"auto", "newton", "block"}, default="auto"
         ``"newton"`` uses each problem's full Hessian, ``"block"`` only its
         per-class diagonal blocks; ``"auto"`` picks by the Hessian's size
@@ -300,16 +362,16 @@ def softmax_newton_step(
     if log_proba is None:
         log_proba = softmax_log_proba(Xa, coef)
     proba = xp.exp(log_proba)
-    objective = softmax_objective(log_proba, targets, weights, coef, alpha)
+    objective = softmax_objective(log_proba, targets, weights, coef, alpha, scale)
 
     n_problems = coef.shape[0]
     gradient = softmax_gradient(Xa, proba, targets, weights)
-    gradient[:, :-1, :] -= alpha * coef[:, :-1, :]
+    gradient[:, :-1, :] -= penalty_gradient(coef, alpha, scale)
 
     if gram is None:
         gram = design.gram(softmax_curvature_weights(proba, weights, full=full))
     curvature = softmax_hessian(gram, n_problems, n_classes, full=full)
-    step = newton_direction(curvature, gradient, alpha, full=full)
+    step = newton_direction(curvature, gradient, alpha, full=full, scale=scale)
 
     accepted = xp.zeros((n_problems,), dtype=xp.bool, device=device(coef))
     new_coef = xp.asarray(coef, copy=True)
@@ -321,7 +383,7 @@ def softmax_newton_step(
         trial = centred_trial(coef, step, step_size)
         trial_log_proba = softmax_log_proba(Xa, trial)
         trial_objective = softmax_objective(
-            trial_log_proba, targets, weights, trial, alpha
+            trial_log_proba, targets, weights, trial, alpha, scale
         )
         improved = (trial_objective >= floor) & ~accepted
         if bool(xp.all(improved)):

@@ -54,12 +54,15 @@ def _quadratic(coef, statistics, weight):
     return {"curvature": curvature / weight, "rhs": rhs / weight}
 
 
-def _maximiser(quadratic, total, alpha, dtype):
-    """Return the coefficients that maximise the penalised running quadratic."""
+def _maximiser(quadratic, total, alpha, dtype, scale=None):
+    """Return the coefficients that maximise the penalised running quadratic.
+
+    The penalty is ``softmax_penalty``'s with ``alpha`` and ``scale``.
+    """
     rhs = quadratic["rhs"]
     full = quadratic["curvature"].ndim == 3
     coef = newton_direction(
-        total * quadratic["curvature"], total * rhs, alpha, full=full
+        total * quadratic["curvature"], total * rhs, alpha, full=full, scale=scale
     )
     # The intercepts are defined up to a common shift: centre them.
     coef[:, -1, :] -= np.mean(coef[:, -1, :], axis=1, keepdims=True)
@@ -100,7 +103,8 @@ class StepwiseEM:
         routing : {"soft", "hard", "topk"}
         top_k : int
         alpha : float
-            The gates' L2 penalty.
+            The gates' L2 penalty (on features divided by the gate's
+            ``penalty_scale``, which stays that of the start's rows).
 
         Returns
         -------
@@ -151,7 +155,7 @@ class StepwiseEM:
         total = self.weight_seen
         statistics = self.statistics
         gate.coef = [
-            _maximiser(quadratic, total, alpha, coef.dtype)
+            _maximiser(quadratic, total, alpha, coef.dtype, gate.penalty_scale)
             for quadratic, coef in zip(statistics["gates"], gate.coef, strict=True)
         ]
         mass = total * statistics["mass"]

@@ -16,11 +16,13 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._gating import penalty_scale
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 joblib = pytest.importorskip("joblib")
+from skmoe._dask import gate_penalty_scale  # noqa: E402 (needs dask)
 
 RTOL = 1e-8
 
@@ -160,6 +162,26 @@ def test_dask_array_fit_equals_the_in_memory_fit(client, regression, params):
     np.testing.assert_allclose(remote.predict(X), local.predict(X), rtol=RTOL)
     np.testing.assert_allclose(remote.noise_variance_, local.noise_variance_, rtol=RTOL)
     assert remote.log_likelihood_ == pytest.approx(local.log_likelihood_, rel=RTOL)
+    np.testing.assert_allclose(
+        remote.gate_.penalty_scale, local.gate_.penalty_scale, rtol=RTOL
+    )
+
+
+def test_gate_penalty_scale_is_summed_on_the_blocks(client):
+    """The scales of all rows, as in memory, for a column far from zero too."""
+    rng = np.random.default_rng(1)
+    X = np.column_stack(
+        [rng.normal(1e6, 1.0, 5000), rng.normal(0.0, 1e-3, 5000), np.full(5000, 4.0)]
+    )
+    weight = rng.uniform(0.5, 2.0, 5000)
+    dX, dw = da.from_array(X, chunks=(700, 3)), da.from_array(weight, chunks=700)
+    # Two passes (mean, then squares about it) lose nothing to cancellation.
+    np.testing.assert_allclose(
+        gate_penalty_scale(dX, dw, [0, 1, 2]), penalty_scale(X, weight), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        gate_penalty_scale(dX, dw, [2, 0]), penalty_scale(X[:, [2, 0]], weight)
+    )
 
 
 def test_dask_array_fit_equals_the_in_memory_fit_classifier(client):

@@ -8,7 +8,12 @@ from sklearn.preprocessing import StandardScaler
 
 from skmoe import GateTree, MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._backend import Design, add_intercept, log_softmax
-from skmoe._gating import node_posteriors, tree_log_reach
+from skmoe._gating import (
+    node_posteriors,
+    penalty_scale,
+    scale_from_moments,
+    tree_log_reach,
+)
 from skmoe._softmax import (
     softmax_log_proba,
     softmax_newton_step,
@@ -107,6 +112,60 @@ def test_softmax_newton_step_is_monotone_and_converges(solver, gradient_tol):
     gradient = np.einsum("np,njc->jpc", Xa, residual)
     gradient[:, :-1, :] -= 0.1 * coef[:, :-1, :]
     assert np.abs(gradient).max() < gradient_tol
+
+
+def test_penalty_scale_is_the_weighted_std_of_each_column():
+    rng = np.random.default_rng(2)
+    X = rng.normal(3.0, [0.5, 2.0], size=(200, 2))
+    weight = rng.uniform(0.1, 2.0, size=200)
+    mean = np.average(X, axis=0, weights=weight)
+    std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=weight))
+    np.testing.assert_allclose(penalty_scale(X, weight), std, rtol=1e-13)
+    # The weights' own scale does not matter, nor does a unit of X.
+    np.testing.assert_allclose(
+        penalty_scale(X * [1e-3, 1e3], weight * 1e6), std * [1e-3, 1e3], rtol=1e-13
+    )
+
+
+def test_penalty_scale_of_a_constant_column_is_its_magnitude():
+    """Constant columns (to rounding) scale like the intercept, in any unit."""
+    X = np.column_stack([np.full(50, 7.0), np.full(50, -1e-100), np.zeros(50)])
+    X[:, 0] += np.linspace(-1, 1, 50) * 1e-15  # constant to rounding
+    scale = penalty_scale(X, np.ones(50))
+    np.testing.assert_allclose(scale, [7.0, 1e-100, 1.0], rtol=1e-12)
+    np.testing.assert_array_equal(
+        scale_from_moments([0.0, 1e-9, 2.0], [0.0, 1.0, 2.0]), [1.0, 1.0, 2.0]
+    )
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_scaled_penalty_is_the_penalty_on_standardized_features(full):
+    """A Newton step with ``scale`` is the plain step on ``X / scale``."""
+    rng = np.random.default_rng(3)
+    scale = np.array([1e-3, 1.0, 1e3])
+    Z = rng.normal(size=(200, 3))  # standardized features
+    targets = rng.dirichlet(np.ones(3), size=(200, 2))
+    weights = rng.uniform(0.0, 2.0, size=(200, 2))
+    coef_z = rng.normal(size=(2, 4, 3))
+    coef_x = coef_z.copy()
+    coef_x[:, :-1, :] /= scale[:, None]
+    solver = "newton" if full else "block"
+    new_z, gain_z, _ = softmax_newton_step(
+        Design(Z, intercept=True), coef_z, targets, weights, alpha=2.0, solver=solver
+    )
+    new_x, gain_x, _ = softmax_newton_step(
+        Design(Z * scale, intercept=True),
+        coef_x,
+        targets,
+        weights,
+        alpha=2.0,
+        scale=scale,
+        solver=solver,
+    )
+    # Both solve the same system, up to the rounding of its equilibration.
+    new_x[:, :-1, :] *= scale[:, None]
+    np.testing.assert_allclose(new_x, new_z, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gain_x, gain_z, rtol=1e-10)
 
 
 # ---------------------------------------------------------------------------

@@ -169,6 +169,20 @@ def test_partial_fit_stays_finite_on_a_target_far_from_zero():
 # ---------------------------------------------------------------------------
 
 
+def test_gate_penalty_scale_is_that_of_the_start_rows():
+    """The start fixes the gate's penalty scales; later batches keep them."""
+    X, y = make_moe_regression(n_samples=3000, n_features=3, random_state=0)
+    X = X * [1.0, 10.0, 0.1]
+    moe = MixtureOfExpertsRegressor(n_experts=2, max_iter=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        moe.partial_fit(X[:1000], y[:1000])
+        scale = moe.gate_.penalty_scale.copy()
+        np.testing.assert_allclose(scale, np.std(X[:1000], axis=0), rtol=1e-12)
+        _stream(moe, X[1000:], y[1000:])
+    np.testing.assert_array_equal(moe.gate_.penalty_scale, scale)
+
+
 def test_generic_experts_cannot_learn_online():
     moe = MixtureOfExpertsRegressor(DecisionTreeRegressor(), n_experts=2)
     assert not hasattr(moe, "partial_fit")

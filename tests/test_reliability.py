@@ -18,6 +18,7 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._softmax import _ROUNDING_SLACK
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
@@ -497,13 +498,13 @@ def test_separable_classes_are_classified_perfectly(routing):
 # Decided behaviour: EM squares X and y (standardisation, Gram matrices,
 # Gaussian residuals), so values whose squares overflow float64 (|v| beyond
 # about 1e154) cannot be fitted: they are rejected in scikit-learn's words,
-# "too large". Up to 1e100, X gives the fit of unscaled X. Small X is legal,
-# but the gate's L2 penalty (gate_alpha) is on raw coefficients, as in Ridge:
-# at 1e-100 the gate cannot split and the experts (unpenalised least squares)
-# carry the fit; at 1e-300 a feature's squares underflow and it acts as a
-# constant, as in StandardScaler. A target of ~1e-300 is legal and predicted,
-# but its noise variance (~1e-600) is not representable and is floored, so
-# the experts do not specialise: finite, degraded (standardise y first).
+# "too large". Up to 1e100, X gives the fit of unscaled X. Small X is legal:
+# the gate's L2 penalty (gate_alpha) acts on standardized features, so at
+# 1e-100 the regressor's fit is that of unscaled X; at 1e-300 a feature's
+# squares underflow and it acts as a constant, as in StandardScaler. A
+# target of ~1e-300 is legal and predicted, but its noise variance (~1e-600)
+# is not representable and is floored, so the experts do not specialise:
+# finite, degraded (standardise y first).
 
 
 def linear_data():
@@ -534,12 +535,101 @@ def test_large_X_fits_like_unscaled_X(kind):
     assert scaled.score(X * 1e100, y) >= unscaled.score(X, y) - 1e-3
 
 
-def test_small_X_is_fitted_by_the_experts():
-    X, y = linear_data()
-    moe = small("regressor").fit(X * 1e-100, y)
-    assert_all_finite(moe, X * 1e-100, y)
-    linear = LinearRegression().fit(X, y)
-    assert moe.score(X * 1e-100, y) >= linear.score(X, y) - 1e-3
+def test_small_X_fits_like_unscaled_X():
+    """The gate's penalty acts on standardized features: 1e-100 is a unit."""
+    X, y = make_data()[:2]
+    scaled = small("regressor").fit(X * 1e-100, y)
+    assert_all_finite(scaled, X * 1e-100, y)
+    unscaled = small("regressor").fit(X, y)
+    assert_same_predictions(scaled, X * 1e-100, unscaled, X, y)
+
+
+# Rescaled columns give the same fit up to rounding, and EM turns rounding
+# into a difference of decisions only in its line searches: a step whose
+# gain is below the relative slack (``_ROUNDING_SLACK``) may be taken by one
+# fit and halved by the other. Near the optimum the objective is quadratic
+# in the step, so such a step moves the gate's log-odds by about
+# ``sqrt(slack)`` per row and the predictions by that times the spread of
+# the experts: the tolerance, with a factor 10 for the few rows that weigh
+# least in the objective.
+_UNIT_RTOL = 10.0 * np.sqrt(_ROUNDING_SLACK)
+
+
+def assert_same_predictions(scaled, X_scaled, reference, X, y):
+    """Assert that two fits predict alike, to ``_UNIT_RTOL`` of their spread."""
+    np.testing.assert_allclose(
+        scaled.predict_gate(X_scaled),
+        reference.predict_gate(X),
+        rtol=0,
+        atol=_UNIT_RTOL,
+    )
+    if isinstance(reference, MixtureOfExpertsClassifier):
+        np.testing.assert_allclose(
+            scaled.predict_proba(X_scaled),
+            reference.predict_proba(X),
+            rtol=0,
+            atol=_UNIT_RTOL,
+        )
+        np.testing.assert_array_equal(scaled.predict(X_scaled), reference.predict(X))
+    else:
+        spread = np.std(y)
+        for scaled_out, out in zip(
+            scaled.predict(X_scaled, return_std=True),
+            reference.predict(X, return_std=True),
+            strict=True,
+        ):
+            np.testing.assert_allclose(
+                scaled_out, out, rtol=0, atol=_UNIT_RTOL * spread
+            )
+
+
+_UNITS = {
+    "each column its own": np.array([1e-3, 1e3, 1.0]),
+    "all columns 1e-3": 1e-3,
+    "all columns 1e3": 1e3,
+}
+
+
+@pytest.fixture(scope="module")
+def three_feature_data():
+    X, _, _ = make_data(n_samples=200, n_features=3, seed=1)
+    y = np.where(
+        X[:, 0] > 0, 2.0 * X[:, 1], 1.0 - X[:, 1]
+    ) + 0.1 * np.random.RandomState(3).normal(size=len(X))
+    return X, y
+
+
+@pytest.mark.parametrize("units", _UNITS.values(), ids=_UNITS.keys())
+@pytest.mark.parametrize(
+    "structure", [{"n_experts": 3}, {"n_experts": None, "hierarchy": (2, 2)}]
+)
+def test_units_of_X_do_not_change_the_fit(three_feature_data, structure, units):
+    """Columns in other units (x 1e-3, x 1e3): the same predictions.
+
+    The default experts (least squares) and the gate's penalty, which acts
+    on standardized features, are invariant to the units of X.
+    """
+    X, y = three_feature_data
+    reference = small("regressor", **structure).fit(X, y)
+    scaled = small("regressor", **structure).fit(X * units, y)
+    assert_same_predictions(scaled, X * units, reference, X, y)
+
+
+@pytest.mark.parametrize("units", _UNITS.values(), ids=_UNITS.keys())
+def test_units_of_X_do_not_change_the_classifier_gate(three_feature_data, units):
+    """The classifier's gate is invariant to units, given invariant experts.
+
+    LogisticRegression experts penalise raw coefficients (their ``C``, as in
+    scikit-learn), so they change with the units of X and the gate with
+    them; decision trees do not, and leave only the gate's invariance to
+    test.
+    """
+    X, y = three_feature_data
+    y_class = (y > 0.5).astype(int)
+    expert = DecisionTreeClassifier(max_depth=2)
+    reference = small("classifier", estimator=expert).fit(X, y_class)
+    scaled = small("classifier", estimator=expert).fit(X * units, y_class)
+    assert_same_predictions(scaled, X * units, reference, X, y_class)
 
 
 def test_tiny_X_acts_as_a_constant_feature():
