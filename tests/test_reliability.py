@@ -541,7 +541,7 @@ def test_small_X_fits_like_unscaled_X():
     scaled = small("regressor").fit(X * 1e-100, y)
     assert_all_finite(scaled, X * 1e-100, y)
     unscaled = small("regressor").fit(X, y)
-    assert_same_predictions(scaled, X * 1e-100, unscaled, X, y)
+    assert_same_in_other_units(scaled, X * 1e-100, unscaled, X, y)
 
 
 # Rescaled columns give the same fit up to rounding, and EM turns rounding
@@ -555,7 +555,7 @@ def test_small_X_fits_like_unscaled_X():
 _UNIT_RTOL = 10.0 * np.sqrt(_ROUNDING_SLACK)
 
 
-def assert_same_predictions(scaled, X_scaled, reference, X, y):
+def assert_same_in_other_units(scaled, X_scaled, reference, X, y):
     """Assert that two fits predict alike, to ``_UNIT_RTOL`` of their spread."""
     np.testing.assert_allclose(
         scaled.predict_gate(X_scaled),
@@ -612,7 +612,7 @@ def test_units_of_X_do_not_change_the_fit(three_feature_data, structure, units):
     X, y = three_feature_data
     reference = small("regressor", **structure).fit(X, y)
     scaled = small("regressor", **structure).fit(X * units, y)
-    assert_same_predictions(scaled, X * units, reference, X, y)
+    assert_same_in_other_units(scaled, X * units, reference, X, y)
 
 
 @pytest.mark.parametrize("units", _UNITS.values(), ids=_UNITS.keys())
@@ -629,7 +629,7 @@ def test_units_of_X_do_not_change_the_classifier_gate(three_feature_data, units)
     expert = DecisionTreeClassifier(max_depth=2)
     reference = small("classifier", estimator=expert).fit(X, y_class)
     scaled = small("classifier", estimator=expert).fit(X * units, y_class)
-    assert_same_predictions(scaled, X * units, reference, X, y_class)
+    assert_same_in_other_units(scaled, X * units, reference, X, y_class)
 
 
 def test_tiny_X_acts_as_a_constant_feature():
