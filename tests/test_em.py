@@ -345,9 +345,9 @@ def test_discarded_start_runs_that_prune_do_not_warn(monkeypatch, recwarn):
     """A tree's start runs prune, the kept model does not: no warning."""
     from skmoe.datasets import make_moe_regression
 
-    X, y = make_moe_regression(n_samples=60, n_features=2, n_experts=2, random_state=3)
+    X, y = make_moe_regression(n_samples=60, n_features=2, n_experts=2, random_state=2)
     events = _record_pruning(monkeypatch)
-    moe = MixtureOfExpertsRegressor(hierarchy=(2, 2), max_iter=30, random_state=3)
+    moe = MixtureOfExpertsRegressor(hierarchy=(2, 2), max_iter=30, random_state=2)
     moe.fit(X, y)
     assert any(events), "the start runs of this fit should prune an expert"
     assert moe.n_pruned_experts_ == 0
@@ -357,10 +357,10 @@ def test_discarded_start_runs_that_prune_do_not_warn(monkeypatch, recwarn):
 def test_a_kept_pruned_expert_warns_once_at_the_users_line(monkeypatch, recwarn):
     from skmoe.datasets import make_moe_regression
 
-    X, y = make_moe_regression(n_samples=40, n_features=2, n_experts=2, random_state=2)
+    X, y = make_moe_regression(n_samples=40, n_features=2, n_experts=2, random_state=0)
     events = _record_pruning(monkeypatch)
     moe = MixtureOfExpertsRegressor(
-        hierarchy=(2, 2), n_init=3, max_iter=30, random_state=2
+        hierarchy=(2, 2), n_init=3, max_iter=30, random_state=0
     )
     moe.fit(X, y)
     assert sum(events) > 1, "several runs of this fit should prune"
