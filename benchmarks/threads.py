@@ -1,0 +1,168 @@
+"""Fit time with the default thread pools against one thread (issue 14).
+
+For every size n, the default regressor (``MixtureOfExpertsRegressor(
+n_experts=4)``, d=10, data from ``make_moe_regression``) and, at the
+classifier sizes, the default classifier are fitted twice per repeat, back
+to back, alternating which goes first: once as a user calls ``fit`` (the
+thread pools as the process has them) and once inside
+``threadpool_limits(limits=1)``, which pins BLAS and OpenMP to one thread.
+Reported: the median seconds of each and the median of the paired ratios
+default / pinned (target: at most 1.05, a default fit never slower than a
+pinned one).
+
+``--busy`` starts competing processes (one per core by default,
+``--burners``), each a pure-Python spin loop, for the whole run: the case
+of a machine whose cores are used by something else, where threads that
+wait for each other spin instead of working.
+
+To time the code before a change, run the same script against another
+checkout: ``PYTHONPATH=/path/to/other/checkout python benchmarks/threads.py``
+(the header names the skmoe sources that were timed).
+
+Run from the repository root::
+
+    python benchmarks/threads.py
+    python benchmarks/threads.py --busy
+    python benchmarks/threads.py --sizes 1e4,1e5 --classifier-sizes 1e4 --repeats 5
+"""
+
+import argparse
+import multiprocessing
+import os
+
+from _common import (
+    describe_environment,
+    format_size,
+    markdown_table,
+    median,
+    parse_sizes,
+    timed,
+)
+from threadpoolctl import threadpool_limits
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.datasets import make_moe_classification, make_moe_regression
+
+N_FEATURES = 10
+N_EXPERTS = 4
+
+
+def _spin():
+    """Use one core until terminated (no BLAS, no threads of its own)."""
+    count = 0
+    while True:
+        count += 1
+
+
+def start_burners(n_burners):
+    """Start ``n_burners`` spinning processes; return them."""
+    burners = [
+        multiprocessing.Process(target=_spin, daemon=True) for _ in range(n_burners)
+    ]
+    for burner in burners:
+        burner.start()
+    return burners
+
+
+def make_data(kind, n, seed):
+    if kind == "regressor":
+        X, y = make_moe_regression(
+            n_samples=n, n_features=N_FEATURES, n_experts=N_EXPERTS, random_state=seed
+        )
+        return X, y, MixtureOfExpertsRegressor
+    X, y = make_moe_classification(
+        n_samples=n, n_features=N_FEATURES, n_experts=N_EXPERTS, random_state=seed
+    )
+    return X, y, MixtureOfExpertsClassifier
+
+
+def time_pair(estimator_class, X, y, seed, pinned_first):
+    """Return (default seconds, pinned seconds) of two fits back to back."""
+    seconds = {}
+    for pinned in (pinned_first, not pinned_first):
+        model = estimator_class(n_experts=N_EXPERTS, random_state=seed)
+        if pinned:
+            with threadpool_limits(limits=1):
+                seconds[True] = timed(model.fit, X, y)[0]
+        else:
+            seconds[False] = timed(model.fit, X, y)[0]
+    return seconds[False], seconds[True]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("1e4,1e5,1e6"))
+    parser.add_argument(
+        "--classifier-sizes", type=parse_sizes, default=parse_sizes("1e4,1e5")
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--large-repeats", type=int, default=1, help="repeats from --large-size on"
+    )
+    parser.add_argument("--large-size", type=float, default=1e6)
+    parser.add_argument("--busy", action="store_true", help="start CPU burners")
+    parser.add_argument("--burners", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    burners = start_burners(args.burners) if args.busy else []
+    try:
+        print(describe_environment(None))
+        print(f"- burners: {len(burners)}\n", flush=True)
+        cases = [("regressor", n) for n in args.sizes]
+        cases += [("classifier", n) for n in args.classifier_sizes]
+        # Untimed warm-up: imports, the threadpool controller, first calls.
+        for kind in {kind for kind, _ in cases}:
+            X, y, estimator_class = make_data(kind, 2000, args.seed)
+            time_pair(estimator_class, X, y, args.seed, pinned_first=False)
+        rows = []
+        for kind, n in cases:
+            X, y, estimator_class = make_data(kind, n, args.seed)
+            repeats = args.large_repeats if n >= args.large_size else args.repeats
+            pairs = [
+                time_pair(estimator_class, X, y, args.seed, pinned_first=r % 2 == 1)
+                for r in range(repeats)
+            ]
+            default = [pair[0] for pair in pairs]
+            pinned = [pair[1] for pair in pairs]
+            ratio = median([d / p for d, p in pairs])
+            rows.append(
+                [
+                    kind,
+                    format_size(n),
+                    repeats,
+                    f"{median(default):.2f}",
+                    f"{median(pinned):.2f}",
+                    f"{ratio:.2f}",
+                    f"{min(d / p for d, p in pairs):.2f}-"
+                    f"{max(d / p for d, p in pairs):.2f}",
+                ]
+            )
+            print(" ".join(str(cell) for cell in rows[-1]), flush=True)
+        try:
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        except OSError:
+            load = "n/a"
+        print(f"\nload average at the end: {load}\n")
+        print(
+            markdown_table(
+                [
+                    "model",
+                    "n",
+                    "repeats",
+                    "default s",
+                    "pinned s",
+                    "default / pinned",
+                    "range",
+                ],
+                rows,
+            )
+        )
+    finally:
+        for burner in burners:
+            burner.terminate()
+            burner.join()
+
+
+if __name__ == "__main__":
+    main()
