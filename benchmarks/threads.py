@@ -15,6 +15,9 @@ pinned one).
 of a machine whose cores are used by something else, where threads that
 wait for each other spin instead of working.
 
+``--backend torch`` fits with ``backend="torch", device="cpu"``; its pinned
+fits also set torch's CPU threads to one (``torch.set_num_threads``).
+
 To time the code before a change, run the same script against another
 checkout: ``PYTHONPATH=/path/to/other/checkout python benchmarks/threads.py``
 (the header names the skmoe sources that were timed).
@@ -27,6 +30,7 @@ Run from the repository root::
 """
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 
@@ -76,16 +80,31 @@ def make_data(kind, n, seed):
     return X, y, MixtureOfExpertsClassifier
 
 
-def time_pair(estimator_class, X, y, seed, pinned_first):
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def time_pair(estimator_class, X, y, seed, pinned_first, backend):
     """Return (default seconds, pinned seconds) of two fits back to back."""
     seconds = {}
     for pinned in (pinned_first, not pinned_first):
         model = estimator_class(n_experts=N_EXPERTS, random_state=seed)
-        if pinned:
-            with threadpool_limits(limits=1):
-                seconds[True] = timed(model.fit, X, y)[0]
-        else:
-            seconds[False] = timed(model.fit, X, y)[0]
+        if backend == "torch":
+            model.set_params(backend="torch", device="cpu")
+        with contextlib.ExitStack() as stack:
+            if pinned:
+                stack.enter_context(threadpool_limits(limits=1))
+                if backend == "torch":
+                    stack.enter_context(torch_threads(1))
+            seconds[pinned] = timed(model.fit, X, y)[0]
     return seconds[False], seconds[True]
 
 
@@ -102,25 +121,26 @@ def main():
     parser.add_argument("--large-size", type=float, default=1e6)
     parser.add_argument("--busy", action="store_true", help="start CPU burners")
     parser.add_argument("--burners", type=int, default=os.cpu_count())
+    parser.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     burners = start_burners(args.burners) if args.busy else []
     try:
         print(describe_environment(None))
-        print(f"- burners: {len(burners)}\n", flush=True)
+        print(f"- burners: {len(burners)}; backend: {args.backend}\n", flush=True)
         cases = [("regressor", n) for n in args.sizes]
         cases += [("classifier", n) for n in args.classifier_sizes]
         # Untimed warm-up: imports, the threadpool controller, first calls.
         for kind in {kind for kind, _ in cases}:
             X, y, estimator_class = make_data(kind, 2000, args.seed)
-            time_pair(estimator_class, X, y, args.seed, pinned_first=False)
+            time_pair(estimator_class, X, y, args.seed, False, args.backend)
         rows = []
         for kind, n in cases:
             X, y, estimator_class = make_data(kind, n, args.seed)
             repeats = args.large_repeats if n >= args.large_size else args.repeats
             pairs = [
-                time_pair(estimator_class, X, y, args.seed, pinned_first=r % 2 == 1)
+                time_pair(estimator_class, X, y, args.seed, r % 2 == 1, args.backend)
                 for r in range(repeats)
             ]
             default = [pair[0] for pair in pairs]

@@ -117,12 +117,13 @@ _SHARED_FIT_PARAMETERS = """
         configured (``joblib.parallel_config``, e.g. Dask's). None means 1;
         -1 means all CPUs. It does not set the threads of the numerical
         libraries: with vectorized experts (linear, ridge, logistic, the
-        defaults) ``fit``, ``partial_fit`` and the prediction methods run
-        with one BLAS, one OpenMP and, for ``backend="torch"`` on the CPU,
-        one torch thread, set for the call and restored after (their
-        products are too thin for threads to pay, and threads that wait on
-        a busy machine made a fit up to 10 times slower); generic experts
-        use the libraries' threads as set outside the call (e.g. by
+        defaults) and up to 400 features, ``fit``, ``partial_fit`` and the
+        prediction methods run with one BLAS, one OpenMP and, for
+        ``backend="torch"`` on the CPU, one torch thread, set for the call
+        and restored after (their products are too thin for threads to
+        pay, and threads waiting on busy cores made a fit several times
+        slower); generic experts and wider designs use the libraries'
+        threads as set outside the call (e.g. by
         ``threadpoolctl.threadpool_limits``).
 
     random_state : int, RandomState instance or None, default=None

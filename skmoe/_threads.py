@@ -1,34 +1,26 @@
 """Thread limits of the library's numerics: BLAS, OpenMP and torch's CPU pool.
 
-The products EM and the predictions form are thin: a design of p = d + 1
-columns against K experts or a few thousand rows of weights (``_fused``'s
-packed products, 55 x 1024 by 1024 x 10 at d=10). Threaded OpenBLAS, OpenMP
-(scikit-learn's k-means start) and torch's CPU pool split such products
-into pieces too small to pay for waking threads, and on a machine whose
-cores are busy their threads spin while waiting for each other. Measured on
-2 shared cores at load 6-9 (benchmarks/README.md, "Threads"):
+The products EM and the predictions form are thin: a design of d + 1
+columns against K experts, or ``_fused``'s packed products against a few
+thousand rows of weights (55 x 1024 by 1024 x 10 at d=10). Threaded
+OpenBLAS, OpenMP (scikit-learn's k-means start) and torch's CPU pool split
+them into pieces too small to pay for waking threads, and when the cores
+are busy those threads spin waiting for each other. On 2 shared cores
+(benchmarks/README.md, "Threads"), a fit of the default regressor on
+1e5 x 10 took 20.7 s with the default two threads against 2.7 s with one;
+on the torch backend (CPU), 1e4 x 10, 14.3 s against 0.8 s.
 
-- fit of the default regressor, 1e5 x 10, K=4: 20.7 s with the default two
-  threads against 2.7 s with one; torch backend on the CPU, 1e4 x 10:
-  14.3 s against 0.79 s;
-- single products, best of 25 with one or two threads: 55 x 1024 by
-  1024 x 10 (``_fused``'s GEMM at d=10) 0.09 ms against 9.5 ms; the
-  weighted Gram matrix X.T @ (w X) at n=1e5 0.3-4.5 times slower with two
-  threads for every d from 10 to 400; X @ W (1e5 x 11 by 11 x 4) at best
-  0.84 times one thread's time, 20 times it in the median.
+So for vectorized experts (linear, ridge, logistic) ``fit``, ``partial_fit``
+and the prediction methods run with one thread in each pool. The limit is
+taken once around the whole call (not in each restart's joblib thread) and
+restored after it, also when it raises; one thread never raises a limit the
+user set. Generic scikit-learn experts keep the pools as they are: their
+fits are theirs, of shapes skmoe does not know.
 
-So a fit, ``partial_fit`` and the prediction methods of vectorized experts
-(linear, ridge, logistic) run with one thread in each pool, whatever the
-width measured here. The limit is taken once around the whole call (not in
-each restart's joblib thread), is restored afterwards, also when the call
-raises, and never raises a limit the user set: a limit of one is at most
-anyone's. Generic scikit-learn experts keep the thread pools as they are:
-their fits are theirs, of shapes skmoe does not know.
-
-BLAS limits are process-wide, so two fits running at once in two threads
-share one limit: the first to start sets it, the last to finish restores it.
-OpenMP's is per thread: it covers the calling thread, where restarts run
-unless ``n_jobs`` asks for more.
+BLAS limits and torch's are process-wide, so calls running at once in
+several threads share one limit: the first to start sets it, the last to
+finish restores it. OpenMP's is per thread: it covers the calling thread,
+where restarts run unless ``n_jobs`` asks for more.
 """
 
 import contextlib
@@ -41,25 +33,22 @@ from skmoe._backend import resolve_device, torch_num_threads
 
 __all__ = ["limits_threads", "numerics_threads", "single_thread"]
 
-# Above this many features the numerics keep the libraries' default threads:
-# none were measured (d <= 400 gained nothing from two threads here), so
-# every design runs on one thread.
-_MAX_SINGLE_THREAD_FEATURES = None
+# The widest design measured (benchmarks/README.md, "Threads"). Up to it,
+# with the cores busy, two threads made whole fits (d = 10-100) 2.4-3.5
+# times slower than one, and single products of EM's shapes up to 100 times
+# slower in the median; the best gain seen was 1.3x (fastest of 25 runs of
+# one product). Wider designs, unmeasured, keep the libraries' threads:
+# their Gram matrices are GEMMs large enough for threads to pay when cores
+# are free.
+_MAX_SINGLE_THREAD_FEATURES = 400
 
 
 def numerics_threads(n_features):
     """Return the thread limit of skmoe's numerics on ``n_features`` columns.
 
-    1, or None to keep the libraries' defaults (wide designs, whose
-    products are large enough for threads to pay; see the module
-    docstring).
+    1, or None to keep the libraries' threads (wide designs).
     """
-    if (
-        _MAX_SINGLE_THREAD_FEATURES is not None
-        and n_features > _MAX_SINGLE_THREAD_FEATURES
-    ):
-        return None
-    return 1
+    return 1 if n_features <= _MAX_SINGLE_THREAD_FEATURES else None
 
 
 @functools.cache

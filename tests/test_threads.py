@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._base import BaseMixtureOfExperts
-from skmoe._threads import _SharedLimit, single_thread
+from skmoe._threads import _SharedLimit, numerics_threads, single_thread
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
 
@@ -196,3 +196,9 @@ def test_single_thread_outside_an_estimator():
     with single_thread():
         assert all(threads == 1 for threads in _blas_threads())
     assert _pools() == before
+
+
+def test_only_designs_up_to_the_widest_measured_run_on_one_thread():
+    assert numerics_threads(10) == 1
+    assert numerics_threads(400) == 1
+    assert numerics_threads(401) is None
