@@ -17,6 +17,13 @@ load of other processes.
 of a machine whose cores are used by something else, where threads that
 wait for each other spin instead of working.
 
+``--n-features`` sets d (10). ``--products 10,100,400`` times, instead of
+fits, single products of EM's shapes at those d with one and two BLAS
+threads (best and median of 25 runs, alternated): ``_fused``'s GEMM of a
+chunk's packed products by its weight rows, X @ W (1e5 x (d+1) by
+(d+1) x 4, the E-step's and the predictions' product) and the weighted
+Gram matrix X.T @ (w X) at n=1e5 (the whole-array M-step's).
+
 ``--backend torch`` fits with ``backend="torch", device="cpu"``; its pinned
 fits also set torch's CPU threads to one (``torch.set_num_threads``).
 
@@ -37,7 +44,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 
+import numpy as np
 from _common import (
     describe_environment,
     format_size,
@@ -46,12 +55,11 @@ from _common import (
     parse_sizes,
     timed,
 )
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
-N_FEATURES = 10
 N_EXPERTS = 4
 
 
@@ -72,21 +80,21 @@ def start_burners(n_burners):
     return burners
 
 
-def make_data(kind, n, seed):
+def make_data(kind, n, seed, n_features):
     # On one thread: threaded OpenBLAS workers spin for a while after a
     # call, and would steal the core from the first fit timed after it.
     with threadpool_limits(limits=1):
-        return _make_data(kind, n, seed)
+        return _make_data(kind, n, seed, n_features)
 
 
-def _make_data(kind, n, seed):
+def _make_data(kind, n, seed, n_features):
     if kind == "regressor":
         X, y = make_moe_regression(
-            n_samples=n, n_features=N_FEATURES, n_experts=N_EXPERTS, random_state=seed
+            n_samples=n, n_features=n_features, n_experts=N_EXPERTS, random_state=seed
         )
         return X, y, MixtureOfExpertsRegressor
     X, y = make_moe_classification(
-        n_samples=n, n_features=N_FEATURES, n_experts=N_EXPERTS, random_state=seed
+        n_samples=n, n_features=n_features, n_experts=N_EXPERTS, random_state=seed
     )
     return X, y, MixtureOfExpertsClassifier
 
@@ -122,6 +130,49 @@ def time_pair(estimator_class, X, y, seed, pinned_first, backend):
     return seconds[False], seconds[True]
 
 
+def time_products(widths, repeats=25):
+    """Print the best and median seconds of EM's products, 1 and 2 threads."""
+    controller = ThreadpoolController()
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in widths:
+        p = d + 1
+        n_pairs = d * (d + 1) // 2
+        chunk = min(1024, max(512, (1 << 21) // (p * (p + 1) // 2 * 8)))
+        packed = rng.standard_normal((n_pairs, chunk))
+        weights = rng.standard_normal((10, chunk))
+        X = rng.standard_normal((100_000, p))
+        W = rng.standard_normal((p, N_EXPERTS))
+        wX = X * rng.random((100_000, 1))
+        products = [
+            (f"packed ({n_pairs} x {chunk}) @ ({chunk} x 10)", packed, weights.T),
+            (f"X @ W (1e5 x {p}) @ ({p} x 4)", X, W),
+            (f"X.T @ (w X), 1e5 x {p}", X.T, wX),
+        ]
+        for name, left, right in products:
+            seconds = {1: [], 2: []}
+            for r in range(repeats):
+                for n_threads in (1, 2) if r % 2 else (2, 1):
+                    with controller.limit(limits=n_threads, user_api="blas"):
+                        start = time.perf_counter()
+                        left @ right
+                        seconds[n_threads].append(time.perf_counter() - start)
+            best = min(seconds[2]) / min(seconds[1])
+            typical = median(seconds[2]) / median(seconds[1])
+            rows.append(
+                [
+                    d,
+                    name,
+                    f"{min(seconds[1]) * 1e3:.3f}",
+                    f"{best:.2f}",
+                    f"{typical:.2f}",
+                ]
+            )
+            print(" ".join(str(cell) for cell in rows[-1]), flush=True)
+    headers = ["d", "product", "1 thread ms (best)", "2 / 1 best", "2 / 1 median"]
+    print("\n" + markdown_table(headers, rows))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("1e4,1e5,1e6"))
@@ -137,6 +188,8 @@ def main():
     parser.add_argument("--large-size", type=float, default=1e6)
     parser.add_argument("--busy", action="store_true", help="start CPU burners")
     parser.add_argument("--burners", type=int, default=os.cpu_count())
+    parser.add_argument("--n-features", type=int, default=10)
+    parser.add_argument("--products", type=parse_sizes, default=None)
     parser.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -146,16 +199,23 @@ def main():
     burners = start_burners(args.burners) if args.busy else []
     try:
         print(describe_environment(None))
-        print(f"- burners: {len(burners)}; backend: {args.backend}\n", flush=True)
+        print(
+            f"- burners: {len(burners)}; backend: {args.backend}; "
+            f"d={args.n_features}\n",
+            flush=True,
+        )
+        if args.products:
+            time_products(args.products)
+            return
         cases = [("regressor", n) for n in args.sizes]
         cases += [("classifier", n) for n in args.classifier_sizes]
         # Untimed warm-up: imports, the threadpool controller, first calls.
         for kind in {kind for kind, _ in cases}:
-            X, y, estimator_class = make_data(kind, 2000, args.seed)
+            X, y, estimator_class = make_data(kind, 2000, args.seed, args.n_features)
             time_pair(estimator_class, X, y, args.seed, False, args.backend)
         rows = []
         for kind, n in cases:
-            X, y, estimator_class = make_data(kind, n, args.seed)
+            X, y, estimator_class = make_data(kind, n, args.seed, args.n_features)
             repeats = args.large_repeats if n >= args.large_size else args.repeats
             pairs = [
                 time_pair(estimator_class, X, y, args.seed, r % 2 == 1, args.backend)
