@@ -10,7 +10,9 @@ Reported: the median wall seconds of each, the median (and range) of the
 paired wall-time ratios default / pinned (target: at most 1.05, a default
 fit never slower than a pinned one) and the median paired ratio of CPU
 time, which counts threads that spin while waiting and moves less with the
-load of other processes.
+load of other processes, and the CPU seconds that threads other than the
+caller's used during a default fit (Linux): zero when the fit runs on one
+thread.
 
 ``--busy`` starts competing processes (one per core by default,
 ``--burners``), each a pure-Python spin loop, for the whole run: the case
@@ -44,6 +46,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -111,10 +114,34 @@ def torch_threads(n_threads):
         torch.set_num_threads(previous)
 
 
-def time_pair(estimator_class, X, y, seed, pinned_first, backend):
-    """Return ((wall, cpu) default, (wall, cpu) pinned) of two fits back to back.
+def cpu_of_other_threads():
+    """Return CPU seconds used so far by this process's threads but this one.
 
-    CPU time counts every thread of this process, spinning ones included.
+    Linux only (``/proc``); None elsewhere. Threaded BLAS, OpenMP and torch
+    do their work, and spin, in threads other than the caller's.
+    """
+    tasks = "/proc/self/task"
+    if not os.path.isdir(tasks):
+        return None
+    me = str(threading.get_native_id())
+    ticks = 0
+    for task in os.listdir(tasks):
+        if task == me:
+            continue
+        try:
+            with open(f"{tasks}/{task}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def time_pair(estimator_class, X, y, seed, pinned_first, backend):
+    """Return the (wall, cpu, other threads' cpu) of a default and a pinned fit.
+
+    The two are fitted back to back. CPU time counts every thread of this
+    process, spinning ones included.
     """
     seconds = {}
     for pinned in (pinned_first, not pinned_first):
@@ -126,7 +153,11 @@ def time_pair(estimator_class, X, y, seed, pinned_first, backend):
                 stack.enter_context(threadpool_limits(limits=1))
                 if backend == "torch":
                     stack.enter_context(torch_threads(1))
-            seconds[pinned] = timed(model.fit, X, y)[:2]
+            others = cpu_of_other_threads()
+            wall, cpu, _ = timed(model.fit, X, y)
+            if others is not None:
+                others = cpu_of_other_threads() - others
+            seconds[pinned] = wall, cpu, others
     return seconds[False], seconds[True]
 
 
@@ -232,6 +263,9 @@ def main():
                     f"{median([pinned[0] for _, pinned in pairs]):.2f}",
                     f"{median(wall):.2f} ({min(wall):.2f}-{max(wall):.2f})",
                     f"{median(cpu):.2f}",
+                    "n/a"
+                    if pairs[0][0][2] is None
+                    else f"{median([default[2] for default, _ in pairs]):.2f}",
                 ]
             )
             print(" ".join(str(cell) for cell in rows[-1]), flush=True)
@@ -250,6 +284,7 @@ def main():
                     "pinned s",
                     "wall default / pinned (range)",
                     "CPU default / pinned",
+                    "default: CPU s of other threads",
                 ],
                 rows,
             )
