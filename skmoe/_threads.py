@@ -5,10 +5,10 @@ columns against K experts, or ``_fused``'s packed products against a few
 thousand rows of weights (55 x 1024 by 1024 x 10 at d=10). Threaded
 OpenBLAS, OpenMP (scikit-learn's k-means start) and torch's CPU pool split
 them into pieces too small to pay for waking threads, and when the cores
-are busy those threads spin waiting for each other. On 2 shared cores
+are busy those threads spin waiting for each other. On 2 busy cores
 (benchmarks/README.md, "Threads"), a fit of the default regressor on
-1e5 x 10 took 20.7 s with the default two threads against 2.7 s with one;
-on the torch backend (CPU), 1e4 x 10, 14.3 s against 0.8 s.
+1e5 x 10 took 33 s with the default two threads against 7.4 s with one;
+on the torch backend (CPU), 1e4 x 10, 4.6 s against 0.55 s.
 
 So for vectorized experts (linear, ridge, logistic) ``fit``, ``partial_fit``
 and the prediction methods run with one thread in each pool. The limit is
@@ -123,8 +123,8 @@ def single_thread(*, torch=False):
 def _n_features(X, estimator):
     """Return the columns of ``X`` without converting it (a list: its first row)."""
     shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) == 2:
-        return int(shape[1])
+    if shape is not None and len(shape) == 2 and shape[1] == shape[1]:
+        return int(shape[1])  # (a dask array's unknown sizes are NaN)
     n_features = getattr(estimator, "n_features_in_", None)
     if n_features is not None:
         return n_features
