@@ -35,11 +35,9 @@ __all__ = ["limits_threads", "numerics_threads", "single_thread"]
 
 # The widest design measured (benchmarks/README.md, "Threads"). Up to it,
 # with the cores busy, two threads made whole fits (d = 10-100) 2.4-3.5
-# times slower than one, and single products of EM's shapes up to 100 times
-# slower in the median; the best gain seen was 1.3x (fastest of 25 runs of
-# one product). Wider designs, unmeasured, keep the libraries' threads:
-# their Gram matrices are GEMMs large enough for threads to pay when cores
-# are free.
+# times slower than one; with free cores they gained at most a tenth (d=100:
+# 0.91, d=200: 0.93) though single Gram products ran 1.5-2 times faster. Wider designs,
+# unmeasured, keep the libraries' threads.
 _MAX_SINGLE_THREAD_FEATURES = 400
 
 
