@@ -10,7 +10,8 @@ faster form (ufuncs with ``out=``).
 
 This is the only module that imports torch and ``array-api-compat``, lazily,
 inside functions: ``import skmoe`` and the whole NumPy path need neither.
-Nothing global is set (no default dtype, device or thread count).
+Nothing global is set here (no default dtype or device; the thread counts
+are ``_threads``'s, through :func:`torch_num_threads` for torch's).
 """
 
 import functools
@@ -45,6 +46,7 @@ __all__ = [
     "to_device",
     "to_numpy",
     "top_k_mask",
+    "torch_num_threads",
     "unpack_gram",
     "weighted_gram",
     "weighted_grams",
@@ -93,6 +95,14 @@ def _import_array_api_compat():
             f"install the torch extra: {_TORCH_EXTRA}"
         ) from exc
     return array_api_compat
+
+
+def torch_num_threads(n_threads):
+    """Set torch's CPU (intra-op) threads to ``n_threads``; return the former."""
+    torch = _import_torch()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    return previous
 
 
 def is_tensor(a):

@@ -60,6 +60,7 @@ from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
+from skmoe._threads import limits_threads
 
 __all__ = ["BaseMixtureOfExperts"]
 
@@ -931,6 +932,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     @_fit_context(prefer_skip_nested_validation=False)
     @_keeps_state_on_failure
+    @limits_threads
     def fit(self, X, y, sample_weight=None):
         """Fit the mixture of experts by EM.
 
@@ -1583,6 +1585,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _routed_log_gate(self, X):
         return self._route(self.gate_.log_proba(X))
 
+    @limits_threads
     def predict_gate(self, X):
         """Return the gate's probability of every expert.
 
@@ -1608,6 +1611,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Xb = self._validate_X(X)
         return as_input_kind(get_namespace(Xb).exp(self.gate_.log_proba(Xb)), X)
 
+    @limits_threads
     def apply(self, X):
         """Return the index of the most probable expert for every sample.
 
@@ -1630,6 +1634,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             get_namespace(Xb).argmax(self.gate_.log_proba(Xb), axis=1), X
         )
 
+    @limits_threads
     def decision_path(self, X):
         """Return the probability of reaching every node of the gate tree.
 
@@ -1652,6 +1657,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Xb = self._validate_X(X)
         return as_input_kind(get_namespace(Xb).exp(self.gate_.log_reach(Xb)), X)
 
+    @limits_threads
     def log_likelihood(self, X, y):
         """Return the log-likelihood ``log p(y | x)`` of every sample.
 

@@ -28,6 +28,7 @@ from skmoe._experts import (
     supports_vectorized_linear,
     supports_vectorized_logistic,
 )
+from skmoe._threads import limits_threads
 
 __all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor"]
 
@@ -149,8 +150,20 @@ _SHARED_FIT_PARAMETERS = """
         None or ``"cpu"``.
 
     n_jobs : int, default=None
-        Number of jobs for fitting generic experts in parallel (joblib;
-        threads unless a joblib backend is configured). None means 1.
+        Number of joblib jobs for two things: the ``n_init`` restarts of
+        ``fit``, run in parallel, and, inside every EM iteration, the fits
+        of generic scikit-learn experts. Threads, unless a joblib backend is
+        configured (``joblib.parallel_config``, e.g. Dask's). None means 1;
+        -1 means all CPUs. It does not set the threads of the numerical
+        libraries: with vectorized experts (linear, ridge, logistic, the
+        defaults) and up to 400 features, ``fit``, ``partial_fit`` and the
+        prediction methods run with one BLAS, one OpenMP and, for
+        ``backend="torch"`` on the CPU, one torch thread, set for the call
+        and restored after (their products are too thin for threads to
+        pay, and threads waiting on busy cores made a fit several times
+        slower); generic experts and wider designs use the libraries'
+        threads as set outside the call (e.g. by
+        ``threadpoolctl.threadpool_limits``).
 
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation.
@@ -366,6 +379,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     @available_if(BaseMixtureOfExperts._learns_online)
     @_fit_context(prefer_skip_nested_validation=False)
+    @limits_threads
     def partial_fit(self, X, y, sample_weight=None):
         """Learn from one mini-batch by stepwise (online) EM.
 
@@ -440,6 +454,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     # Prediction --------------------------------------------------------------
 
+    @limits_threads
     def predict(self, X, return_std=False):
         """Predict with the mixture: the gate-weighted mean of the experts.
 
@@ -576,6 +591,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
     @available_if(BaseMixtureOfExperts._learns_online)
     @_fit_context(prefer_skip_nested_validation=False)
+    @limits_threads
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Learn from one mini-batch by stepwise (online) EM.
 
@@ -682,6 +698,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
     # Prediction --------------------------------------------------------------
 
+    @limits_threads
     def predict_proba(self, X):
         """Return the mixture's class probabilities.
 
@@ -703,6 +720,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             return self._map_dask("predict_proba", X, n_columns=n_classes)
         return as_input_kind(self._predict_proba(self._validate_X(X)), X)
 
+    @limits_threads
     def predict_log_proba(self, X):
         """Return the log of the mixture's class probabilities.
 
@@ -740,6 +758,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         proba = self._expert_pool.predict_proba(X)
         return einsum("nk,nkc->nc", weights, proba)
 
+    @limits_threads
     def predict(self, X):
         """Return the most probable class of every sample.
 

@@ -22,7 +22,7 @@ LAYERS = [
     {"_blockwise", "_dask", "_stepwise"},
     {"_statistics", "_fused"},
     {"_gating", "_experts", "_routing", "_init"},
-    {"_softmax"},
+    {"_softmax", "_threads"},
     {"_backend"},
 ]
 STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
