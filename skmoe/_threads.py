@@ -145,7 +145,13 @@ def limits_threads(method):
             numerics_threads(_n_features(X, estimator)) is None
         ):
             return method(estimator, X, *args, **kwargs)
-        device = resolve_device(estimator.backend, estimator.device)
+        try:
+            device = resolve_device(estimator.backend, estimator.device)
+        except (ImportError, ValueError):
+            # torch missing or a bad device: the method says so itself, after
+            # the checks it makes first (a dask array or partial_fit refuse
+            # the torch backend whether torch is installed or not).
+            return method(estimator, X, *args, **kwargs)
         on_torch_cpu = device is not None and device.type == "cpu"
         with single_thread(torch=on_torch_cpu):
             return method(estimator, X, *args, **kwargs)
