@@ -164,44 +164,24 @@ def _keeps_state_on_failure(fit_method):
     return fit
 
 
-class _Template:
-    """An expert template's type and parameters, for comparison."""
-
-    def __init__(self, estimator):
-        self.type = type(estimator)
-        self.params = {
-            name: _template_record(value)
-            for name, value in estimator.get_params(deep=False).items()
-        }
-
-    def __eq__(self, other):
-        return (
-            isinstance(other, _Template)
-            and self.type is other.type
-            and self.params.keys() == other.params.keys()
-            and all(_same(self.params[k], other.params[k]) for k in self.params)
-        )
-
-
-def _template_record(value):
-    """Return ``value`` with every estimator in it as a :class:`_Template`."""
-    if isinstance(value, list):
-        return [_template_record(v) for v in value]
-    if hasattr(value, "get_params") and not isinstance(value, type):
-        return _Template(value)
-    return value
-
-
 def _same(a, b):
-    """Return whether two recorded values are equal (arrays by value).
+    """Return whether two parameter values are equal (estimators by parameters).
 
-    Two ``RandomState`` instances count as equal: the fitted template is a
-    clone, whose generator is a copy that need not be in the same state.
+    Estimators are equal when of the same type with equal parameters, so a
+    clone equals its original; arrays compare by value. Two
+    ``RandomState`` instances count as equal: a clone's generator is a copy
+    that need not be in the same state.
     """
     if a is b:
         return True
+    if hasattr(a, "get_params") and not isinstance(a, type):
+        return type(a) is type(b) and _same(
+            a.get_params(deep=False), b.get_params(deep=False)
+        )
     if isinstance(a, np.random.RandomState) and isinstance(b, np.random.RandomState):
         return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     try:
@@ -232,6 +212,18 @@ def _relative_weights(sample_weight, scale):
     weight, and multiplying every weight by a constant changes nothing.
     """
     return (sample_weight / scale).astype(sample_weight.dtype, copy=False)
+
+
+def _fit_experts(pool, designs, y_encoded, weights):
+    """Fit every expert to its column of ``weights`` (the gate untouched).
+
+    Linear experts on NumPy data are fitted in chunks (``_fused``), any
+    other pool by its own M-step.
+    """
+    if supports_fused(designs.source, pool):
+        fit_linear_experts(pool, designs, y_encoded, weights)
+    else:
+        pool.m_step(designs, y_encoded, weights)
 
 
 # ---------------------------------------------------------------------------
@@ -657,10 +649,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             alpha=alpha,
             n_steps=_INIT_GATE_NEWTON_STEPS,
         )
-        if supports_fused(designs.source, pool):
-            fit_linear_experts(pool, designs, y_encoded, sample_weight[:, None] * resp)
-        else:
-            pool.m_step(designs, y_encoded, sample_weight[:, None] * resp)
+        _fit_experts(pool, designs, y_encoded, sample_weight[:, None] * resp)
         return gate, pool
 
     def _start_rows(self, n_samples, rs):
@@ -967,11 +956,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # with it the count of what partial_fit has seen.
         for name in ("_stepwise", "_start_rows_kept", "n_samples_seen_", "n_steps_"):
             self.__dict__.pop(name, None)
-        # How this fit trains for its routing, resolved once (the E-steps and
-        # the final refit read it).
-        self._train_routing = self._resolved_train_routing(
-            in_memory=not is_dask_array(X)
-        )
+        # A training a dask array cannot have is refused before any work.
+        self._resolved_train_routing(in_memory=not is_dask_array(X))
         if is_dask_array(X):
             return self._fit_dask(X, y, sample_weight, started)
         continue_fit = self.warm_start and hasattr(self, "gate_")
@@ -1078,8 +1064,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
 
         def template(estimator):
-            default = estimator is None
-            return _template_record(self._default_expert() if default else estimator)
+            return self._default_expert() if estimator is None else estimator
 
         if "_fitted_estimator" in self.__dict__ and not _same(
             template(self._fitted_estimator), template(self.estimator)
@@ -1251,7 +1236,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "partial_fit learns with NumPy: use backend='numpy' (got "
                 f"backend={self.backend!r})."
             )
-        self._train_routing = self._resolved_train_routing(in_memory=False)
+        self._resolved_train_routing(in_memory=False)  # refuses "refit"
         first_call = not hasattr(self, "gate_")
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=first_call
@@ -1329,7 +1314,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.n_pruned_experts_ = int(self.gate_.pruned.sum())
         self.experts_ = self._expert_pool.to_estimators(X.shape[1])
         self._after_fit(self._expert_pool)
-        if pruned_before is None or self.gate_.pruned.shape != pruned_before.shape:
+        if pruned_before is None:
             pruned_before = np.zeros_like(self.gate_.pruned)
         _warn_pruned(self.gate_, pruned_before)
         return self
@@ -1535,13 +1520,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return self.train_routing
 
-    def _current_train_routing(self):
-        """Return the training routing of the fit in progress (see fit)."""
-        return self.__dict__.get("_train_routing") or self._resolved_train_routing()
-
     def _em_routing(self):
         """Return the routing of the E-step (soft unless trained by routed EM)."""
-        return self.routing if self._current_train_routing() == "em" else "soft"
+        return self.routing if self._resolved_train_routing() == "em" else "soft"
 
     def _refit_to_routing(self, gate, pool, designs, y_encoded, sample_weight):
         """Refit the experts to the routed gate weights (``"refit"``), gate kept.
@@ -1552,7 +1533,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         The experts' probabilities are then those of the rows they will
         predict, not of the rows whose label they explained best.
         """
-        if self._current_train_routing() != "refit":
+        if self._resolved_train_routing() != "refit":
             return
         log_gate = gate.log_proba(designs.source)
         xp = get_namespace(log_gate)
@@ -1565,10 +1546,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not bool(xp.any(enough)):
             return
         weights = xp.where(enough[None, :], weights, xp.zeros_like(weights))
-        if supports_fused(designs.source, pool):
-            fit_linear_experts(pool, designs, y_encoded, weights)
-        else:
-            pool.m_step(designs, y_encoded, weights)
+        _fit_experts(pool, designs, y_encoded, weights)
 
     def _check_top_k(self, n_experts):
         """Raise if ``routing="topk"`` asks for more experts than there are.
