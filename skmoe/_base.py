@@ -56,7 +56,13 @@ from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree, penalty_scale
-from skmoe._init import group_clusters, kmeans_labels, standardize
+from skmoe._init import (
+    group_clusters,
+    restart_kind,
+    screen_kinds,
+    standardize,
+    start_labels,
+)
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
@@ -82,6 +88,13 @@ _PLACEMENT_EM_ITERATIONS = 10
 # rounding: mirrored placements reach the same objective, and which one a
 # last-digit difference picks must not depend on how the sums were ordered.
 _PLACEMENT_TIE = 1e-9
+# init_params="screen": every restart fits this many candidate starts of
+# mixed kinds (skmoe._init.screen_kinds), runs this many EM iterations from
+# each, and continues the best to convergence (Biernacki, Celeux & Govaert
+# 2003, "short runs, then the best continues"). Measured in
+# benchmarks/README.md ("Starts").
+_SCREEN_CANDIDATES = 10
+_SCREEN_ITERATIONS = 5
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
 # can choose a poor one (measured: a 2-expert classifier started on 1,000
@@ -241,14 +254,27 @@ def _fit_restart(
     random_state,
     init,
 ):
-    """Fit one initialisation (a joblib task); return ``_run_em``'s tuple."""
+    """Fit one initialisation (a joblib task).
+
+    Returns ``_run_em``'s tuple and the kind of the restart's start.
+    """
     started = time.perf_counter()
+    info = {}
     gate, pool = estimator._initialize(
-        designs, y_encoded, sample_weight, hierarchy, gate_idx, random_state
+        designs,
+        y_encoded,
+        sample_weight,
+        hierarchy,
+        gate_idx,
+        random_state,
+        restart=init,
+        info=info,
     )
     run = estimator._run_em(gate, pool, designs, y_encoded, sample_weight, init)
-    estimator._print_init_summary(init, run, time.perf_counter() - started)
-    return run
+    estimator._print_init_summary(
+        init, run, time.perf_counter() - started, start=info["start"]
+    )
+    return run, info["start"]
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -267,7 +293,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "train_routing": [StrOptions({"auto", "refit", "soft", "em"})],
         "gate_features": ["array-like", None],
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random"})],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "screen"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -572,36 +598,75 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return False
 
     def _initial_responsibilities(
-        self, X, y_encoded, sample_weight, hierarchy, gate_idx, rs
+        self, X, y_encoded, sample_weight, hierarchy, gate_idx, rs, kind="kmeans"
     ):
         """Return the starting responsibilities, shape (n_samples, n_experts).
 
-        Both starts partition the standardized ``[X, y]``, the target block
-        scaled to weigh as much as all features together: on [X, y] with
-        many features k-means would split the inputs alone and miss the
-        experts (measured: gate agreement 0.65 against 0.98 with this
-        weighting, d=10, K=4). ``"kmeans"`` runs k-means; ``"random"``
-        assigns every row to the nearest of K random rows (a random start
-        that still breaks the symmetry between experts; random soft
-        responsibilities make all experts alike and EM stalls there).
+        The partition of :func:`~skmoe._init.start_labels` of the given
+        ``kind``, smoothed: random soft responsibilities would make all
+        experts alike, and EM would stall there.
         """
         n_experts = math.prod(hierarchy)
-        target = standardize(self._init_target_columns(y_encoded), sample_weight)
-        target *= np.sqrt(max(X.shape[1], 1) / target.shape[1])
-        Z = np.hstack([standardize(X, sample_weight), target])
-        if self.init_params == "random":
-            centers = Z[rs.choice(Z.shape[0], n_experts, replace=False)]
-            distances = (
-                np.sum(Z**2, axis=1)[:, None]
-                - 2.0 * Z @ centers.T
-                + np.sum(centers**2, axis=1)[None, :]
-            )
-            labels = np.argmin(distances, axis=1)
-        else:
-            labels = kmeans_labels(Z, n_experts, sample_weight, rs)
+        labels = start_labels(
+            kind,
+            X,
+            self._init_target_columns(y_encoded),
+            y_encoded,
+            n_experts,
+            sample_weight,
+            rs,
+        )
         resp = np.full((X.shape[0], n_experts), _INIT_SMOOTHING / n_experts)
         resp[np.arange(X.shape[0]), labels] += 1.0 - _INIT_SMOOTHING
         return resp.astype(X.dtype)
+
+    def _flat_start(
+        self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale, restart
+    ):
+        """Return a flat model fitted to a start, and the start's kind.
+
+        ``init_params="screen"`` fits ``_SCREEN_CANDIDATES`` starts of mixed
+        kinds, runs EM ``_SCREEN_ITERATIONS`` iterations from each, and
+        returns the model of the best objective (where its run stopped: EM
+        continues from there); any other ``init_params`` gives the start of
+        :func:`~skmoe._init.restart_kind`.
+        """
+        X, host_weight = designs.host(), to_numpy(sample_weight)
+        host_y = to_numpy(y_encoded)
+
+        def start(kind):
+            resp = self._initial_responsibilities(
+                X, host_y, host_weight, hierarchy, gate_idx, rs, kind
+            )
+            resp = asarray_like(resp, designs.source)
+            return self._start(
+                designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, resp, scale
+            )
+
+        if self.init_params != "screen":
+            kind = restart_kind(self.init_params, restart)
+            return *start(kind), kind
+        best = None
+        for kind in screen_kinds(_SCREEN_CANDIDATES, self._is_classifier()):
+            gate, pool = start(kind)
+            objective = self._fit_once(
+                gate,
+                pool,
+                designs,
+                y_encoded,
+                sample_weight,
+                max_iter=_SCREEN_ITERATIONS,
+            )[0][-1]
+            # The first of equal objectives, as fit keeps among restarts.
+            if best is None or objective > best[0]:
+                best = (objective, gate, pool, kind)
+        if self.verbose:
+            print(
+                f"Initialization {restart}: screened {_SCREEN_CANDIDATES} starts, "
+                f"kept {best[3]} (objective {best[0]:.6f} after "
+                f"{_SCREEN_ITERATIONS} iterations)"
+            )
+        return best[1], best[2], f"screen:{best[3]}"
 
     def _new_model(
         self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale
@@ -675,6 +740,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         rs,
         *,
         scale=None,
+        restart=0,
+        info=None,
     ):
         """Return a gate tree and an expert pool fitted to a fresh start.
 
@@ -682,8 +749,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         (:func:`~skmoe._gating.penalty_scale` of the rows at hand when None;
         a Dask fit gives that of all its rows).
 
-        A flat mixture starts from the partition of
-        :meth:`_initial_responsibilities`. A tree starts from the flat
+        ``restart`` numbers the restart (its kind of start depends on it,
+        :meth:`_flat_start`); the kind is stored in ``info["start"]`` when
+        ``info`` is a dict.
+
+        A flat mixture starts from :meth:`_flat_start`. A tree starts from the flat
         mixture with as many experts, fitted by EM: its experts are placed
         at the leaves in the few ways :func:`group_clusters` ranks best,
         each placement gets a short EM run, and the best is returned. EM
@@ -697,13 +767,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             scale = penalty_scale(X[:, gate_idx], host_weight)
         n_leaves = math.prod(hierarchy)
         flat = (n_leaves,)
-        resp = self._initial_responsibilities(
-            X, to_numpy(y_encoded), host_weight, flat, gate_idx, rs
+        gate, pool, kind = self._flat_start(
+            designs, y_encoded, sample_weight, flat, gate_idx, rs, scale, restart
         )
-        resp = asarray_like(resp, designs.source)
-        gate, pool = self._start(
-            designs, y_encoded, sample_weight, flat, gate_idx, rs, resp, scale
-        )
+        if info is not None:
+            info["start"] = kind
         if len(hierarchy) == 1:
             return gate, pool
         resp = self._fit_once(
@@ -985,23 +1053,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 gate.map_arrays(lambda a: asarray_like(a, X))
                 pool.map_arrays(lambda a: asarray_like(a, X))
             runs = [self._run_em(gate, pool, designs, y_encoded, sample_weight, 0)]
+            starts = ["continued"]
             self._print_init_summary(0, runs[0], time.perf_counter() - started)
         else:
             pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
             # Restarts are independent: joblib runs them (threads by default,
             # or the backend the user configures, such as Dask's).
-            runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(_fit_restart)(
-                    self,
-                    designs,
-                    y_encoded,
-                    sample_weight,
-                    hierarchy,
-                    gate_idx,
-                    seed,
-                    init,
-                )
-                for init, seed in enumerate(self._restart_seeds(False))
+            runs, starts = zip(
+                *Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                    delayed(_fit_restart)(
+                        self,
+                        designs,
+                        y_encoded,
+                        sample_weight,
+                        hierarchy,
+                        gate_idx,
+                        seed,
+                        init,
+                    )
+                    for init, seed in enumerate(self._restart_seeds(False))
+                ),
+                strict=True,
             )
         if device is not None and runs[0][-1].runs_on_host:
             warnings.warn(
@@ -1025,6 +1097,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._set_fitted(
             runs[kept], histories, hierarchy, X.shape[1], routed_log_likelihood
         )
+        self.init_starts_ = list(starts)
         self._print_fit_summary(runs, kept, started)
         _warn_pruned(self.gate_, pruned_before)
         return self
@@ -1074,12 +1147,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "ones; fit afresh (warm_start=False) to change them."
             )
 
-    def _print_init_summary(self, init, run, seconds):
+    def _print_init_summary(self, init, run, seconds, start=None):
         """Print an initialisation's closing line (``verbose >= 1``)."""
         if self.verbose:
             objectives, log_liks, converged, n_iter = run[:4]
+            started_from = "" if start is None else f"start {start}, "
             print(
-                f"Initialization {init}: {n_iter} iterations, "
+                f"Initialization {init}: {started_from}{n_iter} iterations, "
                 f"{'converged' if converged else 'did not converge'}, "
                 f"log-likelihood {log_liks[-1]:.6f}, objective "
                 f"{objectives[-1]:.6f}, {seconds:.2f} s"
@@ -1199,6 +1273,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Fit the start of stepwise EM on in-memory rows, as ``fit`` does."""
         hierarchy, gate_idx = self._check_structure(X.shape, False)
         designs = DesignCache(X, host=X)
+        info = {}
         gate, pool = self._initialize(
             designs,
             y_encoded,
@@ -1206,6 +1281,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             hierarchy,
             gate_idx,
             check_random_state(self.random_state),
+            info=info,
         )
         objectives, log_liks, converged, n_iter, _ = self._fit_once(
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
@@ -1217,6 +1293,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.objective_history_ = np.asarray(objectives)
         self.log_likelihood_history_ = np.asarray(log_liks)
         self.log_likelihood_histories_ = [self.log_likelihood_history_]
+        self.init_starts_ = [info["start"]]
         # Stepwise EM starts afresh from the new start.
         self.__dict__.pop("_stepwise", None)
 
@@ -1368,10 +1445,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # The gate's penalty scales are those of all rows, as in memory,
         # though each start is fitted on a sample.
         scale = None if continue_fit else gate_penalty_scale(X, sample_weight, gate_idx)
-        runs = []
+        runs, starts = [], []
         pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
         for init, rs in enumerate(self._restart_seeds(continue_fit)):
             init_started = time.perf_counter()
+            info = {"start": "continued"}
             if continue_fit:
                 gate, pool = self._continued_model()
                 pruned_before = gate.pruned
@@ -1390,12 +1468,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     gate_idx,
                     rs,
                     scale=scale,
+                    restart=init,
+                    info=info,
                 )
             history = blockwise_em(
                 self, gate, pool, blocks, max_iter=self.max_iter, init=init
             )
             runs.append((*history, gate, pool))
-            self._print_init_summary(init, runs[-1], time.perf_counter() - init_started)
+            starts.append(info["start"])
+            self._print_init_summary(
+                init,
+                runs[-1],
+                time.perf_counter() - init_started,
+                start=info["start"],
+            )
         histories = [np.asarray(run[1]) for run in runs]
         # The first of equal objectives, as fit's max() keeps.
         kept = max(range(len(runs)), key=lambda i: runs[i][0][-1])
@@ -1413,6 +1499,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._set_fitted(
             runs[kept], histories, hierarchy, X.shape[1], routed_log_likelihood
         )
+        self.init_starts_ = starts
         self._print_fit_summary(runs, kept, started)
         _warn_pruned(self.gate_, pruned_before)
         return self

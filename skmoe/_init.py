@@ -16,7 +16,17 @@ from sklearn.exceptions import ConvergenceWarning
 from skmoe._backend import Design, device, get_namespace, take
 from skmoe._softmax import softmax_log_proba, softmax_newton_step, softmax_objective
 
-__all__ = ["group_clusters", "kmeans_labels", "standardize"]
+__all__ = [
+    "START_KINDS",
+    "group_clusters",
+    "kmeans_labels",
+    "nearest_row_labels",
+    "random_labels",
+    "restart_kind",
+    "screen_kinds",
+    "standardize",
+    "start_labels",
+]
 
 # k-means initialisation is fitted on at most this many rows: the start only
 # needs the regions, and k-means on 1e6 rows would cost more than EM.
@@ -65,6 +75,158 @@ def kmeans_labels(Z, n_clusters, sample_weight, random_state):
         warnings.simplefilter("ignore", ConvergenceWarning)
         kmeans.fit(Z[fit_rows], sample_weight=sample_weight[fit_rows])
     return kmeans.predict(Z)
+
+
+def random_labels(n_samples, n_clusters, random_state):
+    """Return a uniformly random cluster for every row (flexmix's start).
+
+    Every expert then starts fitted to a random half (third, ...) of all
+    rows, nearly the global fit: EM breaks the symmetry itself, and it
+    reaches basins that k-means on ``[X, y]`` never proposes (the two
+    crossing curves of a mixture of regressions, where k-means cuts across
+    the crossing).
+    """
+    return random_state.randint(n_clusters, size=n_samples)
+
+
+def nearest_row_labels(Z, n_clusters, random_state):
+    """Return the nearest of ``n_clusters`` random rows of ``Z`` for every row."""
+    centers = Z[random_state.choice(Z.shape[0], n_clusters, replace=False)]
+    distances = (
+        np.sum(Z**2, axis=1)[:, None]
+        - 2.0 * Z @ centers.T
+        + np.sum(centers**2, axis=1)[None, :]
+    )
+    return np.argmin(distances, axis=1)
+
+
+def resampled_kmeans_labels(Z, n_clusters, sample_weight, random_state):
+    """Return k-means labels on randomly reweighted rows and columns of ``Z``.
+
+    Restarts of plain k-means on one ``Z`` differ only by k-means' own seed
+    and mostly find the same clusters (20 of 20 on the crossing curves).
+    Here every row's weight is multiplied by an exponential draw (a
+    Bayesian bootstrap) and every column scaled by a factor in
+    ``[0.25, 1.75]``, so that each restart clusters a different view of the
+    data; every row is then assigned to its nearest centre in that view.
+    """
+    rows = random_state.exponential(size=Z.shape[0])
+    columns = random_state.uniform(0.25, 1.75, size=Z.shape[1])
+    return kmeans_labels(Z * columns, n_clusters, sample_weight * rows, random_state)
+
+
+def _standardized(X, sample_weight):
+    """Return standardized ``X``, or a zero column when there are no features."""
+    if X.shape[1] == 0:
+        return np.zeros((X.shape[0], 1))
+    return standardize(X, sample_weight)
+
+
+def tree_leaf_labels(X, y, n_clusters, sample_weight, random_state):
+    """Return the leaf of a ``n_clusters``-leaf decision tree of ``y`` on ``X``.
+
+    A classifier's experts are best placed where the classes change: the
+    leaves of a small classification tree are regions of roughly constant
+    class proportions, split where the proportions change.
+    """
+    from sklearn.tree import DecisionTreeClassifier
+
+    tree = DecisionTreeClassifier(
+        max_leaf_nodes=max(n_clusters, 2),
+        random_state=random_state.randint(np.iinfo(np.int32).max),
+    )
+    tree.fit(X, y, sample_weight=sample_weight)
+    _, labels = np.unique(tree.apply(X), return_inverse=True)
+    return labels % n_clusters
+
+
+# The kinds of start :func:`start_labels` knows. "kmeans_resampled" is the
+# k-means of a restart after the first; "kmeans_X" (k-means on the inputs
+# alone) and "tree_leaves" are classifier starts.
+START_KINDS = (
+    "kmeans",
+    "kmeans_resampled",
+    "random",
+    "random_from_data",
+    "kmeans_X",
+    "tree_leaves",
+)
+
+
+def start_labels(kind, X, target, y, n_clusters, sample_weight, random_state):
+    """Return the starting partition of the rows: a cluster per row.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`START_KINDS`.
+    X : ndarray of shape (n_samples, n_features)
+        Inputs (NumPy).
+    target : ndarray of shape (n_samples, n_targets)
+        The target's columns (the value of a regression, the one-hot class
+        of a classification).
+    y : ndarray of shape (n_samples,)
+        The encoded target (class indices of a classifier); used by
+        "tree_leaves" only.
+    n_clusters : int
+    sample_weight : ndarray of shape (n_samples,)
+    random_state : RandomState
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        Cluster of every row, in ``[0, n_clusters)``.
+
+    Notes
+    -----
+    The partitions of ``[X, y]`` cluster the standardized inputs and the
+    standardized target, the target block scaled to weigh as much as all
+    features together: on [X, y] with many features k-means would split
+    the inputs alone and miss the experts (measured: gate agreement 0.65
+    against 0.98 with this weighting, d=10, K=4).
+    """
+    if kind == "random":
+        return random_labels(X.shape[0], n_clusters, random_state)
+    if kind == "tree_leaves":
+        return tree_leaf_labels(X, y, n_clusters, sample_weight, random_state)
+    if kind == "kmeans_X":
+        return kmeans_labels(
+            _standardized(X, sample_weight), n_clusters, sample_weight, random_state
+        )
+    target = standardize(target, sample_weight)
+    target *= np.sqrt(max(X.shape[1], 1) / target.shape[1])
+    Z = np.hstack([standardize(X, sample_weight), target])
+    if kind == "random_from_data":
+        return nearest_row_labels(Z, n_clusters, random_state)
+    if kind == "kmeans_resampled":
+        return resampled_kmeans_labels(Z, n_clusters, sample_weight, random_state)
+    return kmeans_labels(Z, n_clusters, sample_weight, random_state)
+
+
+def restart_kind(init_params, restart):
+    """Return the kind of start of restart number ``restart`` (from 0).
+
+    The first k-means restart is plain k-means (``n_init=1`` fits as it
+    always did); the later ones cluster resampled views of the data, so
+    that they differ by more than k-means' seed.
+    """
+    if init_params == "kmeans" and restart > 0:
+        return "kmeans_resampled"
+    return init_params
+
+
+def screen_kinds(n_candidates, classifier):
+    """Return the kinds of the candidate starts a screen runs, in order.
+
+    A mix, so that a screen proposes basins of several kinds: plain and
+    resampled k-means, random partitions (which find the crossing curves'
+    optimum that k-means misses), nearest-row partitions and, for a
+    classifier, the partitions of the inputs alone and a tree's leaves.
+    """
+    cycle = ["kmeans", "random", "kmeans_resampled", "random", "random_from_data"]
+    if classifier:
+        cycle = ["kmeans", "kmeans_X", "tree_leaves", "random", "kmeans_resampled"]
+    return [cycle[i % len(cycle)] for i in range(n_candidates)]
 
 
 def _equal_partitions(items, n_groups):
