@@ -93,8 +93,8 @@ _PLACEMENT_TIE = 1e-9
 # each, and continues the best to convergence (Biernacki, Celeux & Govaert
 # 2003, "short runs, then the best continues"). Measured in
 # benchmarks/README.md ("Starts").
-_SCREEN_CANDIDATES = 10
-_SCREEN_ITERATIONS = 5
+_SCREEN_CANDIDATES = 4
+_SCREEN_ITERATIONS = 10
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
 # can choose a poor one (measured: a 2-expert classifier started on 1,000

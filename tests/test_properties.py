@@ -144,11 +144,11 @@ def test_classifier_is_finite_and_monotone(problem, assert_never_decreases):
 def test_permuting_the_rows_from_the_same_start_gives_the_same_model(problem, data):
     """Rows permuted along with the initial responsibilities give the same fit.
 
-    ``init_params="random"`` starts from the rows at the indices its first
-    draw ``RandomState(seed).choice(n_samples, n_experts, replace=False)``
-    picks, so the permutation keeps those indices in place: both fits start
-    from the same centres, and their initial responsibilities are each
-    other's permutation. The first objective checks that premise.
+    ``init_params="random_from_data"`` starts from the rows at the indices
+    its first draw ``RandomState(seed).choice(n_samples, n_experts,
+    replace=False)`` picks, so the permutation keeps those indices in
+    place: both fits start from the same centres, and their initial
+    responsibilities are each other's permutation. The first objective checks that premise.
     """
     X, y, sample_weight = make_problem(problem, "regressor")
     n, n_leaves = len(X), int(np.prod(problem["hierarchy"]))
@@ -157,7 +157,7 @@ def test_permuting_the_rows_from_the_same_start_gives_the_same_model(problem, da
     order = np.arange(n)
     order[others] = data.draw(st.permutations(others.tolist()))
     weights = None if sample_weight is None else sample_weight[order]
-    params = {"init_params": "random", "max_iter": 10}
+    params = {"init_params": "random_from_data", "max_iter": 10}
     moe = fit("regressor", problem, X, y, sample_weight, **params)
     permuted = fit("regressor", problem, X[order], y[order], weights, **params)
     np.testing.assert_allclose(

@@ -838,7 +838,9 @@ def _assert_identical_fits(first, second, X, y):
 
 @pytest.mark.parametrize("kind", ESTIMATORS)
 @pytest.mark.parametrize("hierarchy", [(3,), (2, 2)])
-@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+@pytest.mark.parametrize(
+    "init_params", ["kmeans", "random", "random_from_data", "screen"]
+)
 def test_same_random_state_gives_identical_fits(kind, hierarchy, init_params):
     X, y = data_for(kind, n_samples=80)
     params = {"hierarchy": hierarchy, "init_params": init_params, "n_init": 2}
