@@ -66,24 +66,43 @@ def problem(name, seed):
         X, y, truth = crossing_curves(seed)
         return (
             lambda **p: MixtureOfExpertsRegressor(n_experts=2, **p),
-            X, y, None, None, truth,
+            X,
+            y,
+            None,
+            None,
+            truth,
         )
     if name == "classifier":
         X, y, truth = make_moe_classification(
-            n_samples=25_000, n_features=10, n_classes=3, n_experts=4,
-            random_state=seed, return_truth=True,
+            n_samples=25_000,
+            n_features=10,
+            n_classes=3,
+            n_experts=4,
+            random_state=seed,
+            return_truth=True,
         )
         return (
             lambda **p: MixtureOfExpertsClassifier(n_experts=4, **p),
-            X[:20_000], y[:20_000], X[20_000:], y[20_000:], truth,
+            X[:20_000],
+            y[:20_000],
+            X[20_000:],
+            y[20_000:],
+            truth,
         )
     X, y, truth = make_moe_regression(
-        n_samples=2_500, n_features=10, n_experts=4, random_state=seed,
+        n_samples=2_500,
+        n_features=10,
+        n_experts=4,
+        random_state=seed,
         return_truth=True,
     )
     return (
         lambda **p: MixtureOfExpertsRegressor(n_experts=4, **p),
-        X[:2_000], y[:2_000], X[2_000:], y[2_000:], truth,
+        X[:2_000],
+        y[:2_000],
+        X[2_000:],
+        y[2_000:],
+        truth,
     )
 
 
@@ -107,8 +126,11 @@ def run_strategies(names, seeds, strategies):
             for label, params in strategies.items():
                 est = make(random_state=seed, **params)
                 seconds = fit(est, X, y)
-                record = {"time": seconds, "objective": est.objective_history_[-1],
-                          "starts": est.init_starts_}
+                record = {
+                    "time": seconds,
+                    "objective": est.objective_history_[-1],
+                    "starts": est.init_starts_,
+                }
                 if Xt is not None:
                     record["test_ll"] = float(np.mean(est.log_likelihood(Xt, yt)))
                     record["truth_ll"] = float(np.mean(truth.log_likelihood(Xt, yt)))
@@ -126,25 +148,37 @@ def run_strategies(names, seeds, strategies):
                 r["ratio"] = r["time"] / results["today (kmeans)"]["time"]
                 rows[label].append(r)
         print(f"\n### {name} ({len(seeds)} seeds)\n")
-        print("| strategy | within 0.1% | objective (mean) | test LL gap | "
-              "acc gap (pts) | time ratio (median, max) | s (median) |")
+        print(
+            "| strategy | within 0.1% | objective (mean) | test LL gap | "
+            "acc gap (pts) | time ratio (median, max) | s (median) |"
+        )
         print("|---|---|---|---|---|---|---|")
         for label, rs in rows.items():
             within = sum(r["within"] for r in rs)
             obj = np.mean([r["objective"] for r in rs])
             ll = acc = "-"
             if "test_ll" in rs[0]:
-                ll = f"{np.mean([(r['test_ll'] - r['truth_ll']) / abs(r['truth_ll']) for r in rs]) * 100:+.2f}%"
+                gaps = [(r["test_ll"] - r["truth_ll"]) / abs(r["truth_ll"]) for r in rs]
+                ll = f"{np.mean(gaps) * 100:+.2f}%"
             if "acc" in rs[0]:
-                acc = f"{np.mean([(r['acc'] - r['truth_acc']) * 100 for r in rs]):+.2f}"
+                gaps = [(r["acc"] - r["truth_acc"]) * 100 for r in rs]
+                acc = f"{np.mean(gaps):+.2f}"
             ratios = [r["ratio"] for r in rs]
-            print(f"| {label} | {within}/{len(rs)} | {obj:.4f} | {ll} | {acc} | "
-                  f"{np.median(ratios):.2f}, {np.max(ratios):.2f} | "
-                  f"{np.median([r['time'] for r in rs]):.2f} |")
+            print(
+                f"| {label} | {within}/{len(rs)} | {obj:.4f} | {ll} | {acc} | "
+                f"{np.median(ratios):.2f}, {np.max(ratios):.2f} | "
+                f"{np.median([r['time'] for r in rs]):.2f} |"
+            )
 
 
-KINDS = ["kmeans", "kmeans_resampled", "random", "random_from_data", "kmeans_X",
-         "tree_leaves"]
+KINDS = [
+    "kmeans",
+    "kmeans_resampled",
+    "random",
+    "random_from_data",
+    "kmeans_X",
+    "tree_leaves",
+]
 
 
 def run_kinds(seeds):
@@ -156,13 +190,20 @@ def run_kinds(seeds):
         truth_ll = np.mean(truth.log_likelihood(Xt, yt))
         for kind in KINDS:
             est = make(random_state=seed)
-            with mock.patch.object(skmoe._base, "restart_kind", lambda p, r: kind):
+
+            def fixed_kind(init_params, restart, kind=kind):
+                return kind
+
+            with mock.patch.object(skmoe._base, "restart_kind", fixed_kind):
                 seconds = fit(est, X, y)
             acc = np.mean(est.predict(Xt) == yt)
             ll = np.mean(est.log_likelihood(Xt, yt))
-            print(f"| {kind} | {seed} | {(acc - truth_acc) * 100:+.2f} | "
-                  f"{(ll - truth_ll) / abs(truth_ll) * 100:+.2f}% | "
-                  f"{est.objective_history_[-1]:.4f} | {seconds:.1f} |", flush=True)
+            print(
+                f"| {kind} | {seed} | {(acc - truth_acc) * 100:+.2f} | "
+                f"{(ll - truth_ll) / abs(truth_ll) * 100:+.2f}% | "
+                f"{est.objective_history_[-1]:.4f} | {seconds:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
@@ -170,8 +211,17 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--kinds", action="store_true")
     parser.add_argument("--problems", default="crossing,classifier,easy")
+    parser.add_argument(
+        "--strategies",
+        default=None,
+        help="comma-separated labels of STRATEGIES (all by default)",
+    )
     args = parser.parse_args()
+    strategies = STRATEGIES
+    if args.strategies:
+        labels = ["today (kmeans)", *args.strategies.split(",")]
+        strategies = {label: STRATEGIES[label] for label in dict.fromkeys(labels)}
     if args.kinds:
         run_kinds(range(args.seeds))
     else:
-        run_strategies(args.problems.split(","), range(args.seeds), STRATEGIES)
+        run_strategies(args.problems.split(","), range(args.seeds), strategies)

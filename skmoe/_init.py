@@ -229,7 +229,13 @@ def screen_kinds(n_candidates, classifier):
     """
     cycle = ["kmeans", "random", "random", "random_from_data"]
     if classifier:
-        cycle = ["kmeans", "tree_leaves", "random_from_data", "kmeans_resampled"]
+        cycle = [
+            "kmeans",
+            "tree_leaves",
+            "random_from_data",
+            "kmeans_resampled",
+            "random",
+        ]
     return [cycle[i % len(cycle)] for i in range(n_candidates)]
 
 

@@ -132,8 +132,14 @@ def test_grid_search_runs_on_the_cluster(client, regression):
 
 @pytest.mark.parametrize(
     "params",
-    [{"n_experts": 3}, {"hierarchy": (2, 2)}, {"n_experts": 3, "routing": "topk"}],
-    ids=["flat", "tree", "topk"],
+    [
+        {"n_experts": 3},
+        {"hierarchy": (2, 2)},
+        {"n_experts": 3, "routing": "topk"},
+        # Each restart screens its starts on the in-memory sample.
+        {"n_experts": 3, "init_params": "screen", "n_init": 2},
+    ],
+    ids=["flat", "tree", "topk", "screen"],
 )
 def test_dask_array_fit_equals_the_in_memory_fit(client, regression, params):
     X, y = regression
@@ -156,6 +162,7 @@ def test_dask_array_fit_equals_the_in_memory_fit(client, regression, params):
     # Up to 50,000 rows the start is fitted on all of them, as in memory:
     # the same start, then the same EM steps.
     assert remote.n_iter_ == local.n_iter_
+    assert remote.init_starts_ == local.init_starts_
     np.testing.assert_allclose(
         remote.log_likelihood_history_, local.log_likelihood_history_, rtol=RTOL
     )

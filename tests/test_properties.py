@@ -148,7 +148,8 @@ def test_permuting_the_rows_from_the_same_start_gives_the_same_model(problem, da
     its first draw ``RandomState(seed).choice(n_samples, n_experts,
     replace=False)`` picks, so the permutation keeps those indices in
     place: both fits start from the same centres, and their initial
-    responsibilities are each other's permutation. The first objective checks that premise.
+    responsibilities are each other's permutation. The first objective
+    checks that premise.
     """
     X, y, sample_weight = make_problem(problem, "regressor")
     n, n_leaves = len(X), int(np.prod(problem["hierarchy"]))
