@@ -120,6 +120,26 @@ _SHARED_FIT_PARAMETERS = """
         Number of initialisations; the fit with the best penalised
         log-likelihood is kept.
 
+    split_merge : int, default=0
+        Number of split-and-merge moves tried after EM converges (Ueda,
+        Nakano, Ghahramani & Hinton 2000); 0 turns it off. A move merges
+        the two experts whose posteriors overlap most and splits the
+        expert that fits its rows worst (the largest mean negative
+        log-likelihood on them) along its residuals, into the freed
+        expert; with two experts, it splits both and swaps a half of each.
+        EM runs to convergence from every move's start, and the first move
+        that raises the penalised objective by more than ``tol`` is kept;
+        moves are then ranked again from the new model, until none of
+        ``split_merge`` moves improves. The objective never decreases: a
+        move that does not raise it is thrown away. After an accepted
+        move, ``objective_history_`` continues with the accepted run's
+        iterations above the model it replaced, ``n_iter_`` counts the
+        iterations in the history and ``converged_`` is the last accepted
+        run's. Each move costs about one EM run (measured in
+        ``benchmarks/README.md``, "Split-and-merge"). Ignored for dask
+        arrays and by ``partial_fit`` (their EM keeps no responsibilities
+        to move).
+
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
 
@@ -346,6 +366,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         reg_variance=0.1,
         init_params="kmeans",
         n_init=1,
+        split_merge=0,
         max_iter=100,
         tol=1e-4,
         backend="numpy",
@@ -366,6 +387,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             gate_alpha=gate_alpha,
             init_params=init_params,
             n_init=n_init,
+            split_merge=split_merge,
             max_iter=max_iter,
             tol=tol,
             backend=backend,
@@ -559,6 +581,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gate_alpha=0.01,
         init_params="kmeans",
         n_init=1,
+        split_merge=0,
         max_iter=100,
         tol=1e-4,
         backend="numpy",
@@ -579,6 +602,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             gate_alpha=gate_alpha,
             init_params=init_params,
             n_init=n_init,
+            split_merge=split_merge,
             max_iter=max_iter,
             tol=tol,
             backend=backend,
