@@ -90,8 +90,8 @@ def split_criterion(resp, log_expert, sample_weight):
     weights = sample_weight[:, None] * resp
     mass = to_numpy(xp.sum(weights, axis=0)).astype(np.float64)
     # 0 * -inf (a row an expert gives zero probability and no weight) is 0.
-    terms = xp.where(weights > 0, weights * log_expert, xp.zeros_like(weights))
-    total = to_numpy(xp.sum(terms, axis=0)).astype(np.float64)
+    log_expert = xp.where(weights > 0, log_expert, xp.zeros_like(log_expert))
+    total = to_numpy(xp.sum(weights * log_expert, axis=0)).astype(np.float64)
     deficit = np.full(mass.shape, -np.inf)
     fits = mass >= _MIN_SPLIT_MASS
     deficit[fits] = -total[fits] / mass[fits]
