@@ -59,6 +59,7 @@ from skmoe._gating import GateTree, penalty_scale
 from skmoe._init import group_clusters, kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
 from skmoe._split_merge import (
+    Trial,
     candidate_responsibilities,
     merge_criterion,
     ranked_candidates,
@@ -890,6 +891,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"{label}, iteration {n_iter}: "
                 f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
             )
+        if isinstance(init, Trial):
+            return abs(change) < self.tol or init.hopeless(objectives)
         return abs(change) < self.tol
 
     def _e_step_pruning(self, gate, pool, level_log_probas, log_expert, sample_weight):
@@ -1193,6 +1196,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     gate.penalty_scale,
                 )
                 trial_gate.pruned = gate.pruned.copy()
+                current = objectives[-1]
                 trial = self._fit_once(
                     trial_gate,
                     trial_pool,
@@ -1200,8 +1204,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     y_encoded,
                     sample_weight,
                     max_iter=self.max_iter,
+                    init=Trial(init, move, current, self.tol),
                 )
-                current = objectives[-1]
                 # A rise below tol is within EM's own convergence noise.
                 improved = trial[0][-1] > current + max(self.tol, 1e-12 * abs(current))
                 if self.verbose:

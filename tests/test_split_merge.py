@@ -6,7 +6,9 @@ from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._split_merge import (
+    Trial,
     candidate_responsibilities,
+    extrapolated_limit,
     merge_criterion,
     ranked_candidates,
     split_criterion,
@@ -153,6 +155,33 @@ def test_candidate_responsibilities_merge_split_and_exchange():
         candidate_responsibilities(
             resp, ("swap", 0, 1), sides, active=active, smoothing=0
         )
+
+
+def test_extrapolated_limit_of_a_geometric_climb():
+    # l_t = 1 - 0.5 ** t climbs to 1 with increments halving: Aitken's
+    # extrapolation is exact.
+    history = [1 - 0.5**t for t in range(6)]
+    assert extrapolated_limit(history) == pytest.approx(1.0, rel=1e-12)
+    # Unknown while too short, or while the increments do not shrink.
+    assert extrapolated_limit(history[:3]) == np.inf
+    assert extrapolated_limit([0.0, 0.1, 0.3, 0.6]) == np.inf
+    assert extrapolated_limit([0.0, 0.1, 0.1, 0.1]) == np.inf
+
+
+def test_a_trial_is_hopeless_only_near_convergence_and_below_its_target():
+    tol = 1e-4
+    # Increments halving down to 5e-5: the limit is 0.5.
+    slow = [0.5 - 8e-4 * 0.5**t for t in range(-2, 5)]
+    assert Trial(0, ("exchange", 0, 1), 0.6, tol).hopeless(slow)
+    # Below its target now, but its limit (0.5) is not.
+    assert not Trial(0, ("exchange", 0, 1), 0.49999, tol).hopeless(slow)
+    # Far from convergence (increments above 10 tol) the run goes on,
+    # whatever the extrapolation says.
+    fast = [0.5 - 8e-2 * 0.5**t for t in range(-2, 5)]
+    assert not Trial(0, ("exchange", 0, 1), 0.6, tol).hopeless(fast)
+    assert str(Trial(2, ("exchange", 0, 1), 0.6, tol)) == (
+        "2, split-and-merge ('exchange', 0, 1)"
+    )
 
 
 # ---------------------------------------------------------------------------
