@@ -880,7 +880,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Shared by the in-memory and the blockwise EM loops. Iterations are
         printed at ``verbose > 1``; ``init`` numbers the initialisation,
         None marks a run of the start (a tree's flat fit and the short runs
-        that choose between placements).
+        that choose between placements), a :class:`~skmoe._split_merge.Trial`
+        the run of a split-and-merge move, which also stops once it cannot
+        beat the model it would replace.
         """
         change = objective - objectives[-1]
         objectives.append(objective)

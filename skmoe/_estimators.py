@@ -203,7 +203,8 @@ _SHARED_FIT_PARAMETERS = """
         0 prints nothing. 1 prints a line per initialisation when it ends
         (iterations, convergence, log-likelihood, objective, seconds) and a
         closing line for the fit (the initialisation kept, its objective and
-        iterations, the total time). 2 adds a line per EM iteration (the
+        iterations, the total time), and a line per split-and-merge move
+        tried (its objective, accepted or rejected). 2 adds a line per EM iteration (the
         log-likelihood and the objective's change), including the runs that
         build a tree's start (``candidate start``).
 """
@@ -226,7 +227,10 @@ _SHARED_ATTRIBUTES = """
     n_iter_ : int
         Number of EM iterations of the kept initialisation. A tree's start
         (a fitted flat mixture and short runs that place its experts at the
-        leaves) is not counted.
+        leaves) is not counted. After an accepted split-and-merge move
+        (``split_merge``), the iterations in ``objective_history_``: those
+        of the first run, then those of each accepted move's run above the
+        model it replaced (rejected moves are not counted).
 
     n_pruned_experts_ : int
         Number of experts pruned because they starved: an expert whose
@@ -240,7 +244,8 @@ _SHARED_ATTRIBUTES = """
         share at the iteration that prunes it.
 
     converged_ : bool
-        Whether the kept initialisation converged.
+        Whether the kept initialisation converged (after an accepted
+        split-and-merge move, whether the last accepted move's run did).
 
     log_likelihood_ : float
         Mean (sample-weighted) per-sample log-likelihood of the fitted model
@@ -264,6 +269,9 @@ _SHARED_ATTRIBUTES = """
     objective_history_ : ndarray of shape (n_iter_ + 1,)
         The same with the log-priors (gate penalty, variance prior) added:
         the quantity EM never decreases with linear or logistic experts.
+        An accepted split-and-merge move's run starts below the model it
+        replaces and climbs above it: only its iterations above that
+        model are appended, so the history never decreases there either.
 
     n_samples_seen_ : int
         Rows seen by ``partial_fit`` (set by it only; ``fit`` removes it, as
