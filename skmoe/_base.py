@@ -64,6 +64,14 @@ from skmoe._init import (
     start_labels,
 )
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
+from skmoe._split_merge import (
+    Trial,
+    candidate_responsibilities,
+    merge_criterion,
+    ranked_candidates,
+    split_criterion,
+    split_sides,
+)
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
 from skmoe._threads import limits_threads
@@ -270,7 +278,9 @@ def _fit_restart(
         restart=init,
         info=info,
     )
-    run = estimator._run_em(gate, pool, designs, y_encoded, sample_weight, init)
+    run = estimator._run_em(
+        gate, pool, designs, y_encoded, sample_weight, init, random_state
+    )
     estimator._print_init_summary(
         init, run, time.perf_counter() - started, start=info["start"]
     )
@@ -295,6 +305,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "gate_alpha": [Interval(Real, 0, None, closed="left")],
         "init_params": [StrOptions({"kmeans", "random", "random_from_data", "screen"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
+        "split_merge": [Interval(Integral, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "backend": [StrOptions({"numpy", "torch"})],
@@ -321,6 +332,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         gate_alpha=0.01,
         init_params="kmeans",
         n_init=1,
+        split_merge=0,
         max_iter=100,
         tol=1e-4,
         backend="numpy",
@@ -340,6 +352,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.gate_alpha = gate_alpha
         self.init_params = init_params
         self.n_init = n_init
+        self.split_merge = split_merge
         self.max_iter = max_iter
         self.tol = tol
         self.backend = backend
@@ -935,7 +948,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         Shared by the in-memory and the blockwise EM loops. Iterations are
         printed at ``verbose > 1``; ``init`` numbers the initialisation,
         None marks a run of the start (a tree's flat fit and the short runs
-        that choose between placements).
+        that choose between placements), a :class:`~skmoe._split_merge.Trial`
+        the run of a split-and-merge move, which also stops once it cannot
+        beat the model it would replace.
         """
         change = objective - objectives[-1]
         objectives.append(objective)
@@ -946,6 +961,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"{label}, iteration {n_iter}: "
                 f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
             )
+        if isinstance(init, Trial):
+            return abs(change) < self.tol or init.hopeless(objectives)
         return abs(change) < self.tol
 
     def _e_step_pruning(self, gate, pool, level_log_probas, log_expert, sample_weight):
@@ -1052,7 +1069,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             if device is not None:
                 gate.map_arrays(lambda a: asarray_like(a, X))
                 pool.map_arrays(lambda a: asarray_like(a, X))
-            runs = [self._run_em(gate, pool, designs, y_encoded, sample_weight, 0)]
+            runs = [
+                self._run_em(
+                    gate,
+                    pool,
+                    designs,
+                    y_encoded,
+                    sample_weight,
+                    0,
+                    self._restart_seeds(True)[0],
+                )
+            ]
             starts = ["continued"]
             self._print_init_summary(0, runs[0], time.perf_counter() - started)
         else:
@@ -1181,12 +1208,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         seeds = rs.randint(np.iinfo(np.int32).max, size=self.n_init)
         return [np.random.RandomState(seed) for seed in seeds]
 
-    def _run_em(self, gate, pool, designs, y_encoded, sample_weight, init):
+    def _run_em(
+        self, gate, pool, designs, y_encoded, sample_weight, init, random_state
+    ):
         """Run EM from a start; return its history, convergence and model.
 
         The tuple is ``(objectives, log_liks, converged, n_iter, gate, pool)``.
+        ``random_state`` seeds the split-and-merge moves' starts.
         """
-        objectives, log_liks, converged, n_iter, _ = self._fit_once(
+        run = self._fit_once(
             gate,
             pool,
             designs,
@@ -1195,8 +1225,122 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             max_iter=self.max_iter,
             init=init,
         )
+        run = (*run[:4], gate, pool, run[4])
+        if self.split_merge:
+            run = self._split_and_merge(
+                run, designs, y_encoded, sample_weight, random_state, init
+            )
+        gate, pool = run[4], run[5]
         self._refit_to_routing(gate, pool, designs, y_encoded, sample_weight)
-        return objectives, log_liks, converged, n_iter, gate, pool
+        return run[:6]
+
+    def _split_and_merge(self, run, designs, y_encoded, sample_weight, rs, init):
+        """Improve a converged run by split-and-merge EM (Ueda et al. 2000).
+
+        ``run`` is ``(objectives, log_liks, converged, n_iter, gate, pool,
+        resp)``. Up to ``split_merge`` moves of
+        :func:`~skmoe._split_merge.ranked_candidates` are tried, best first:
+        each starts a model from its responsibilities (:meth:`_start`, the
+        gate refitted to them) and runs EM to convergence; the first whose
+        objective exceeds the current one by more than ``tol`` is accepted,
+        and the moves are ranked afresh from it, until no move improves.
+        Ueda's partial EM (the three moved experts alone first) is replaced
+        by EM on all experts from the move's start, in which the experts
+        that did not move start where they were. The history of an accepted
+        move continues the kept run's from its first iteration above the
+        model it replaced, so the objective history never decreases;
+        ``n_iter`` counts the iterations in it and ``converged`` is the
+        last accepted move's.
+        """
+        objectives, log_liks, converged, n_iter, gate, pool, resp = run
+        hierarchy, gate_idx = gate.hierarchy, gate.feature_indices
+        improved = True
+        while improved:
+            improved = False
+            moves = self._split_merge_moves(
+                gate, pool, designs, y_encoded, sample_weight, resp
+            )
+            for move, start in moves:
+                trial_gate, trial_pool = self._start(
+                    designs,
+                    y_encoded,
+                    sample_weight,
+                    hierarchy,
+                    gate_idx,
+                    rs,
+                    asarray_like(start, designs.source),
+                    gate.penalty_scale,
+                )
+                trial_gate.pruned = gate.pruned.copy()
+                current = objectives[-1]
+                trial = self._fit_once(
+                    trial_gate,
+                    trial_pool,
+                    designs,
+                    y_encoded,
+                    sample_weight,
+                    max_iter=self.max_iter,
+                    init=Trial(init, move, current, self.tol),
+                )
+                # A rise below tol is within EM's own convergence noise.
+                improved = trial[0][-1] > current + max(self.tol, 1e-12 * abs(current))
+                if self.verbose:
+                    print(
+                        f"Initialization {init}, split-and-merge {move}: "
+                        f"objective {trial[0][-1]:.6f} against {current:.6f}, "
+                        f"{'accepted' if improved else 'rejected'}"
+                    )
+                if improved:
+                    below = [t for t, o in enumerate(trial[0]) if o <= current]
+                    first = below[-1] + 1 if below else 0
+                    objectives = [*objectives, *trial[0][first:]]
+                    log_liks = [*log_liks, *trial[1][first:]]
+                    converged, n_iter = trial[2], len(objectives) - 1
+                    gate, pool, resp = trial_gate, trial_pool, trial[4]
+                    break
+        return objectives, log_liks, converged, n_iter, gate, pool, resp
+
+    def _split_merge_moves(self, gate, pool, designs, y_encoded, sample_weight, resp):
+        """Return the split-and-merge moves of a converged model, best first.
+
+        A list of ``(move, start)``: a move of
+        :func:`~skmoe._split_merge.ranked_candidates` and its start as NumPy
+        leaf responsibilities. Pruned experts take no part.
+        """
+        active = ~gate.pruned
+        log_expert = pool.log_likelihood(designs.source, y_encoded)
+        deficit = split_criterion(resp, log_expert, sample_weight)
+        deficit[~active] = -np.inf
+        moves = ranked_candidates(
+            merge_criterion(resp, sample_weight),
+            deficit,
+            active=active,
+            n_candidates=self.split_merge,
+        )
+        if not moves:
+            return []
+        # An expert is split along its residuals (regressor: y minus its
+        # prediction; classifier: one-hot classes minus its probabilities).
+        host_resp, host_weight = to_numpy(resp), to_numpy(sample_weight)
+        target = self._init_target_columns(to_numpy(y_encoded))
+        if self._is_classifier():
+            fitted = to_numpy(pool.predict_proba(designs.source))
+        else:
+            fitted = to_numpy(pool.predict(designs.source))[:, :, None]
+        sides = np.zeros(host_resp.shape, dtype=bool)
+        for k in {k for move in moves for k in move[1:]}:
+            sides[:, k] = split_sides(
+                target - fitted[:, k], host_weight * host_resp[:, k]
+            )
+        return [
+            (
+                move,
+                candidate_responsibilities(
+                    host_resp, move, sides, active=active, smoothing=_INIT_SMOOTHING
+                ),
+            )
+            for move in moves
+        ]
 
     def _check_structure(self, shape, continue_fit):
         """Return the hierarchy and gate columns, checked against the data."""

@@ -143,6 +143,26 @@ _SHARED_FIT_PARAMETERS = """
         log-likelihood is kept. With ``init_params="screen"`` each of them
         screens its own candidates.
 
+    split_merge : int, default=0
+        Number of split-and-merge moves tried after EM converges (Ueda,
+        Nakano, Ghahramani & Hinton 2000); 0 turns it off. A move merges
+        the two experts whose posteriors overlap most and splits the
+        expert that fits its rows worst (the largest mean negative
+        log-likelihood on them) along its residuals, into the freed
+        expert; with two experts, it splits both and swaps a half of each.
+        EM runs to convergence from every move's start, and the first move
+        that raises the penalised objective by more than ``tol`` is kept;
+        moves are then ranked again from the new model, until none of
+        ``split_merge`` moves improves. The objective never decreases: a
+        move that does not raise it is thrown away. After an accepted
+        move, ``objective_history_`` continues with the accepted run's
+        iterations above the model it replaced, ``n_iter_`` counts the
+        iterations in the history and ``converged_`` is the last accepted
+        run's. Each move costs about one EM run (measured in
+        ``benchmarks/README.md``, "Split-and-merge"). Ignored for dask
+        arrays and by ``partial_fit`` (their EM keeps no responsibilities
+        to move).
+
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
 
@@ -206,7 +226,8 @@ _SHARED_FIT_PARAMETERS = """
         0 prints nothing. 1 prints a line per initialisation when it ends
         (iterations, convergence, log-likelihood, objective, seconds) and a
         closing line for the fit (the initialisation kept, its objective and
-        iterations, the total time). 2 adds a line per EM iteration (the
+        iterations, the total time), and a line per split-and-merge move
+        tried (its objective, accepted or rejected). 2 adds a line per EM iteration (the
         log-likelihood and the objective's change), including the runs that
         build a tree's start (``candidate start``).
 """
@@ -229,7 +250,10 @@ _SHARED_ATTRIBUTES = """
     n_iter_ : int
         Number of EM iterations of the kept initialisation. A tree's start
         (a fitted flat mixture and short runs that place its experts at the
-        leaves) is not counted.
+        leaves) is not counted. After an accepted split-and-merge move
+        (``split_merge``), the iterations in ``objective_history_``: those
+        of the first run, then those of each accepted move's run above the
+        model it replaced (rejected moves are not counted).
 
     n_pruned_experts_ : int
         Number of experts pruned because they starved: an expert whose
@@ -243,7 +267,8 @@ _SHARED_ATTRIBUTES = """
         share at the iteration that prunes it.
 
     converged_ : bool
-        Whether the kept initialisation converged.
+        Whether the kept initialisation converged (after an accepted
+        split-and-merge move, whether the last accepted move's run did).
 
     log_likelihood_ : float
         Mean (sample-weighted) per-sample log-likelihood of the fitted model
@@ -274,6 +299,9 @@ _SHARED_ATTRIBUTES = """
     objective_history_ : ndarray of shape (n_iter_ + 1,)
         The same with the log-priors (gate penalty, variance prior) added:
         the quantity EM never decreases with linear or logistic experts.
+        An accepted split-and-merge move's run starts below the model it
+        replaces and climbs above it: only its iterations above that
+        model are appended, so the history never decreases there either.
 
     n_samples_seen_ : int
         Rows seen by ``partial_fit`` (set by it only; ``fit`` removes it, as
@@ -376,6 +404,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         reg_variance=0.1,
         init_params="kmeans",
         n_init=1,
+        split_merge=0,
         max_iter=100,
         tol=1e-4,
         backend="numpy",
@@ -396,6 +425,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             gate_alpha=gate_alpha,
             init_params=init_params,
             n_init=n_init,
+            split_merge=split_merge,
             max_iter=max_iter,
             tol=tol,
             backend=backend,
@@ -589,6 +619,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gate_alpha=0.01,
         init_params="kmeans",
         n_init=1,
+        split_merge=0,
         max_iter=100,
         tol=1e-4,
         backend="numpy",
@@ -609,6 +640,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             gate_alpha=gate_alpha,
             init_params=init_params,
             n_init=n_init,
+            split_merge=split_merge,
             max_iter=max_iter,
             tol=tol,
             backend=backend,

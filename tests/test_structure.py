@@ -21,7 +21,7 @@ LAYERS = [
     {"_base"},
     {"_blockwise", "_dask", "_stepwise"},
     {"_statistics", "_fused"},
-    {"_gating", "_experts", "_routing", "_init"},
+    {"_gating", "_experts", "_routing", "_init", "_split_merge"},
     {"_softmax", "_threads"},
     {"_backend"},
 ]
