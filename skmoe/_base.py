@@ -37,7 +37,6 @@ from sklearn.utils.validation import (
 
 from skmoe._backend import (
     DesignCache,
-    add_intercept,
     as_input_kind,
     asarray_like,
     at_least_dtype,
@@ -56,11 +55,12 @@ from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree, penalty_scale
-from skmoe._init import group_clusters, kmeans_labels, standardize
+from skmoe._init import kmeans_labels, standardize
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
 from skmoe._threads import limits_threads
+from skmoe._tree_start import tree_start
 
 __all__ = ["BaseMixtureOfExperts"]
 
@@ -74,14 +74,6 @@ _INIT_GATE_NEWTON_STEPS = 8
 # subset of this size (its penalty scaled to match): a start needs no more,
 # and eight Newton steps on all rows cost as much as six EM iterations.
 _INIT_GATE_MAX_ROWS = 50_000
-# A tree tries this many placements of its experts, each with a short EM
-# run; the fit continues from the best ("restarts over pairings", DESIGN §2).
-_PLACEMENT_CANDIDATES = 4
-_PLACEMENT_EM_ITERATIONS = 10
-# A later placement is kept only if it beats the best so far by more than
-# rounding: mirrored placements reach the same objective, and which one a
-# last-digit difference picks must not depend on how the sums were ordered.
-_PLACEMENT_TIE = 1e-9
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
 # can choose a poor one (measured: a 2-expert classifier started on 1,000
@@ -686,9 +678,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         :meth:`_initial_responsibilities`. A tree starts from the flat
         mixture with as many experts, fitted by EM: its experts are placed
         at the leaves in the few ways :func:`group_clusters` ranks best,
-        each placement gets a short EM run, and the best is returned. EM
-        keeps the placement it starts from, so it is chosen with care
-        (DESIGN.md §2, "restarts over pairings").
+        each placement gets a short EM run, and the best is returned, run
+        to convergence (:func:`~skmoe._tree_start.tree_start`). EM keeps
+        the placement it starts from, so it is chosen with care (DESIGN.md
+        §2, "restarts over pairings").
         """
         # The start is computed on the CPU with NumPy (k-means), whatever
         # the backend, and its result moved to the fit's device.
@@ -706,56 +699,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         if len(hierarchy) == 1:
             return gate, pool
-        resp = self._fit_once(
-            gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
-        )[-1]
-        # The placements are scored on the fit's device (a softmax fit per
-        # candidate partition); the standardisation is NumPy's. Like a fresh
-        # gate's start, the scores need no more than _INIT_GATE_MAX_ROWS
-        # rows (measured: a (4, 4) fit at n=1e5 took 46 s against 52 s when
-        # every row was scored). On the standardized features the plain
-        # penalty is the gate's (its penalty_scale).
-        labels = to_numpy(get_namespace(resp).argmax(resp, axis=1))
-        rows, alpha = self._start_rows(X.shape[0], rs)
-        if rows is None:
-            rows = slice(None)
-        Xa = to_device(
-            add_intercept(standardize(X[rows][:, gate_idx], host_weight[rows])),
-            designs.source,
-        )
-        placements = group_clusters(
-            labels[rows],
-            Xa,
+        return tree_start(
+            self,
+            designs,
+            y_encoded,
+            sample_weight,
             hierarchy,
-            to_device(host_weight[rows], designs.source),
+            gate_idx,
             rs,
-            alpha=alpha,
-            n_candidates=_PLACEMENT_CANDIDATES,
+            scale,
+            (gate, pool),
         )
-        best = None
-        for expert_to_leaf in placements:
-            leaf_resp = take(resp, np.argsort(expert_to_leaf), axis=1)
-            gate, pool = self._start(
-                designs,
-                y_encoded,
-                sample_weight,
-                hierarchy,
-                gate_idx,
-                rs,
-                leaf_resp,
-                scale,
-            )
-            objective = self._fit_once(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                max_iter=_PLACEMENT_EM_ITERATIONS,
-            )[0][-1]
-            if best is None or objective > best[0] + _PLACEMENT_TIE * abs(best[0]):
-                best = (objective, gate, pool)
-        return best[1], best[2]
 
     def _m_step(
         self,
