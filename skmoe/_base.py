@@ -698,7 +698,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             designs, y_encoded, sample_weight, flat, gate_idx, rs, resp, scale
         )
         if len(hierarchy) == 1:
-            return gate, pool
+            return self._soft_start(gate, pool, designs, y_encoded, sample_weight)
         return tree_start(
             self,
             designs,
@@ -753,17 +753,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Return log gate probabilities and experts' log-likelihoods."""
         return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
 
-    def _e_step(self, gate, pool, level_log_probas, log_expert, sample_weight):
+    def _e_step(
+        self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
+    ):
         """Return (objective, mean bound, responsibilities).
 
         The bound is :func:`~skmoe._routing.log_posterior`'s (the
         log-likelihood under soft routing); the objective adds the
-        log-priors, and is what EM never decreases.
+        log-priors, and is what EM never decreases. ``routing`` is the
+        E-step's (None: :meth:`_em_routing`).
         """
         log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
         xp = get_namespace(log_joint)
         log_bound, log_resp = log_posterior(
-            log_joint, routing=self._em_routing(), top_k=self.top_k
+            log_joint,
+            routing=self._em_routing() if routing is None else routing,
+            top_k=self.top_k,
         )
         # A NumPy scalar of the weights' precision, whatever the backend (as
         # NumPy's own sum gives it): the histories are NumPy floats.
@@ -773,25 +778,37 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return mean_bound + log_prior / total, mean_bound, xp.exp(log_resp)
 
     def _fit_once(
-        self, gate, pool, designs, y_encoded, sample_weight, *, max_iter, init=None
+        self,
+        gate,
+        pool,
+        designs,
+        y_encoded,
+        sample_weight,
+        *,
+        max_iter,
+        init=None,
+        routing=None,
     ):
         """Run EM from a start; return its history and convergence.
 
         ``init`` numbers the initialisation in verbose output; None marks a
-        run of the start.
+        run of the start. ``routing`` is the E-step's (None:
+        :meth:`_em_routing`; the start's runs pass :meth:`_start_routing`).
         """
         if supports_fused(designs.source, pool):
             # Linear experts on NumPy data: the same EM iterations, each one
             # pass over cache-sized chunks of rows (DESIGN.md §6).
             rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
-            history = blockwise_em(self, gate, pool, rows, max_iter=max_iter, init=init)
+            history = blockwise_em(
+                self, gate, pool, rows, max_iter=max_iter, init=init, routing=routing
+            )
             return *history, rows.responsibilities()
         level_log_probas = gate.level_log_probas(
             designs.source, design=self._gate_design(gate, designs)
         )
         log_expert = pool.log_likelihood(designs.source, y_encoded)
         objective, log_lik, resp = self._e_step_pruning(
-            gate, pool, level_log_probas, log_expert, sample_weight
+            gate, pool, level_log_probas, log_expert, sample_weight, routing
         )
         objectives, log_liks = [objective], [log_lik]
         converged, n_iter = False, 0
@@ -806,7 +823,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 level_log_probas=level_log_probas,
             )
             objective, log_lik, resp = self._e_step_pruning(
-                gate, pool, level_log_probas, log_expert, sample_weight
+                gate, pool, level_log_probas, log_expert, sample_weight, routing
             )
             if self._record_iteration(
                 objectives, log_liks, objective, log_lik, n_iter, init
@@ -834,15 +851,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return abs(change) < self.tol
 
-    def _e_step_pruning(self, gate, pool, level_log_probas, log_expert, sample_weight):
+    def _e_step_pruning(
+        self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
+    ):
         """Return :meth:`_e_step`'s result after pruning the experts it starved."""
-        e_step = self._e_step(gate, pool, level_log_probas, log_expert, sample_weight)
+        args = (gate, pool, level_log_probas, log_expert, sample_weight, routing)
+        e_step = self._e_step(*args)
         resp = e_step[2]
         mass = (sample_weight @ resp) / get_namespace(resp).mean(sample_weight)
         if self._prune_starving(gate, to_numpy(mass)):
-            e_step = self._e_step(
-                gate, pool, level_log_probas, log_expert, sample_weight
-            )
+            e_step = self._e_step(*args)
         return e_step
 
     def _prune_starving(self, gate, mass):
@@ -1477,6 +1495,41 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _em_routing(self):
         """Return the routing of the E-step (soft unless trained by routed EM)."""
         return self.routing if self._resolved_train_routing() == "em" else "soft"
+
+    def _starts_soft(self):
+        """Return whether routed EM starts from a soft fit (top-k's "auto")."""
+        return self.routing == "topk" and self.train_routing == "auto"
+
+    def _start_routing(self):
+        """Return the E-step routing of the start's EM runs.
+
+        Soft where routed EM starts from a soft fit (:meth:`_starts_soft`),
+        else that of the fit's own EM: a tree's flat fit and placement runs
+        then are that soft fit.
+        """
+        return "soft" if self._starts_soft() else self._em_routing()
+
+    def _soft_start(self, gate, pool, designs, y_encoded, sample_weight):
+        """Fit a flat start by soft EM where routed EM starts from a soft fit.
+
+        Top-k routing trained by default (``train_routing="auto"``) runs
+        soft EM to convergence from the start, then truncated EM from there
+        (the fit's own EM loop). Its history is not recorded: the fit's
+        histories are those of the truncated EM, whose objective differs
+        (``log_likelihood_history_``), as a tree's flat start is not
+        recorded either. Returns ``(gate, pool)``, fitted in place.
+        """
+        if self._starts_soft():
+            self._fit_once(
+                gate,
+                pool,
+                designs,
+                y_encoded,
+                sample_weight,
+                max_iter=self.max_iter,
+                routing="soft",
+            )
+        return gate, pool
 
     def _refit_to_routing(self, gate, pool, designs, y_encoded, sample_weight):
         """Refit the experts to the routed gate weights (``"refit"``), gate kept.
