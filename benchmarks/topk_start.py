@@ -34,7 +34,7 @@ N_TEST = 5000
 
 
 def run(problem, seed):
-    name, kind, n, d, k, top_k = problem
+    _, kind, n, d, k, top_k = problem
     make = make_moe_regression if kind == "regressor" else make_moe_classification
     X, y = make(n + N_TEST, d, k, random_state=seed)
     X, X_test, y, y_test = X[:n], X[n:], y[:n], y[n:]
@@ -86,9 +86,8 @@ def main():
                 for m, s in zip(values.mean(0), values.std(0), strict=True)
             ]
             last = f"{wins}/{len(runs)}" if training == "auto" else ""
-            print(
-                f"| {problem[0]} | {label} | {' | '.join(cells)} | {ratio:.2f} | {last} |"
-            )
+            cells += [f"{ratio:.2f}", last]
+            print(f"| {problem[0]} | {label} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
