@@ -37,7 +37,6 @@ from sklearn.utils.validation import (
 
 from skmoe._backend import (
     DesignCache,
-    add_intercept,
     as_input_kind,
     asarray_like,
     at_least_dtype,
@@ -57,10 +56,8 @@ from skmoe._dask import is_dask_array
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree, penalty_scale
 from skmoe._init import (
-    group_clusters,
     restart_kind,
     screen_kinds,
-    standardize,
     start_labels,
 )
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
@@ -75,6 +72,7 @@ from skmoe._split_merge import (
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
 from skmoe._threads import limits_threads
+from skmoe._tree_start import tree_start
 
 __all__ = ["BaseMixtureOfExperts"]
 
@@ -88,14 +86,6 @@ _INIT_GATE_NEWTON_STEPS = 8
 # subset of this size (its penalty scaled to match): a start needs no more,
 # and eight Newton steps on all rows cost as much as six EM iterations.
 _INIT_GATE_MAX_ROWS = 50_000
-# A tree tries this many placements of its experts, each with a short EM
-# run; the fit continues from the best ("restarts over pairings", DESIGN §2).
-_PLACEMENT_CANDIDATES = 4
-_PLACEMENT_EM_ITERATIONS = 10
-# A later placement is kept only if it beats the best so far by more than
-# rounding: mirrored placements reach the same objective, and which one a
-# last-digit difference picks must not depend on how the sums were ordered.
-_PLACEMENT_TIE = 1e-9
 # init_params="screen": every restart fits this many candidate starts of
 # mixed kinds (skmoe._init.screen_kinds), runs this many EM iterations from
 # each, and continues the best to convergence (Biernacki, Celeux & Govaert
@@ -769,9 +759,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         A flat mixture starts from :meth:`_flat_start`. A tree starts from the flat
         mixture with as many experts, fitted by EM: its experts are placed
         at the leaves in the few ways :func:`group_clusters` ranks best,
-        each placement gets a short EM run, and the best is returned. EM
-        keeps the placement it starts from, so it is chosen with care
-        (DESIGN.md §2, "restarts over pairings").
+        each placement gets a short EM run, and the best is returned, run
+        to convergence (:func:`~skmoe._tree_start.tree_start`). EM keeps
+        the placement it starts from, so it is chosen with care (DESIGN.md
+        §2, "restarts over pairings").
         """
         # The start is computed on the CPU with NumPy (k-means), whatever
         # the backend, and its result moved to the fit's device.
@@ -786,57 +777,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if info is not None:
             info["start"] = kind
         if len(hierarchy) == 1:
-            return gate, pool
-        resp = self._fit_once(
-            gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
-        )[-1]
-        # The placements are scored on the fit's device (a softmax fit per
-        # candidate partition); the standardisation is NumPy's. Like a fresh
-        # gate's start, the scores need no more than _INIT_GATE_MAX_ROWS
-        # rows (measured: a (4, 4) fit at n=1e5 took 46 s against 52 s when
-        # every row was scored). On the standardized features the plain
-        # penalty is the gate's (its penalty_scale).
-        labels = to_numpy(get_namespace(resp).argmax(resp, axis=1))
-        rows, alpha = self._start_rows(X.shape[0], rs)
-        if rows is None:
-            rows = slice(None)
-        Xa = to_device(
-            add_intercept(standardize(X[rows][:, gate_idx], host_weight[rows])),
-            designs.source,
-        )
-        placements = group_clusters(
-            labels[rows],
-            Xa,
+            return self._soft_start(gate, pool, designs, y_encoded, sample_weight)
+        return tree_start(
+            self,
+            designs,
+            y_encoded,
+            sample_weight,
             hierarchy,
-            to_device(host_weight[rows], designs.source),
+            gate_idx,
             rs,
-            alpha=alpha,
-            n_candidates=_PLACEMENT_CANDIDATES,
+            scale,
+            (gate, pool),
         )
-        best = None
-        for expert_to_leaf in placements:
-            leaf_resp = take(resp, np.argsort(expert_to_leaf), axis=1)
-            gate, pool = self._start(
-                designs,
-                y_encoded,
-                sample_weight,
-                hierarchy,
-                gate_idx,
-                rs,
-                leaf_resp,
-                scale,
-            )
-            objective = self._fit_once(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                max_iter=_PLACEMENT_EM_ITERATIONS,
-            )[0][-1]
-            if best is None or objective > best[0] + _PLACEMENT_TIE * abs(best[0]):
-                best = (objective, gate, pool)
-        return best[1], best[2]
 
     def _m_step(
         self,
@@ -880,17 +832,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Return log gate probabilities and experts' log-likelihoods."""
         return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
 
-    def _e_step(self, gate, pool, level_log_probas, log_expert, sample_weight):
+    def _e_step(
+        self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
+    ):
         """Return (objective, mean bound, responsibilities).
 
         The bound is :func:`~skmoe._routing.log_posterior`'s (the
         log-likelihood under soft routing); the objective adds the
-        log-priors, and is what EM never decreases.
+        log-priors, and is what EM never decreases. ``routing`` is the
+        E-step's (None: :meth:`_em_routing`).
         """
         log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
         xp = get_namespace(log_joint)
         log_bound, log_resp = log_posterior(
-            log_joint, routing=self._em_routing(), top_k=self.top_k
+            log_joint,
+            routing=self._em_routing() if routing is None else routing,
+            top_k=self.top_k,
         )
         # A NumPy scalar of the weights' precision, whatever the backend (as
         # NumPy's own sum gives it): the histories are NumPy floats.
@@ -900,25 +857,37 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return mean_bound + log_prior / total, mean_bound, xp.exp(log_resp)
 
     def _fit_once(
-        self, gate, pool, designs, y_encoded, sample_weight, *, max_iter, init=None
+        self,
+        gate,
+        pool,
+        designs,
+        y_encoded,
+        sample_weight,
+        *,
+        max_iter,
+        init=None,
+        routing=None,
     ):
         """Run EM from a start; return its history and convergence.
 
         ``init`` numbers the initialisation in verbose output; None marks a
-        run of the start.
+        run of the start. ``routing`` is the E-step's (None:
+        :meth:`_em_routing`; the start's runs pass :meth:`_start_routing`).
         """
         if supports_fused(designs.source, pool):
             # Linear experts on NumPy data: the same EM iterations, each one
             # pass over cache-sized chunks of rows (DESIGN.md §6).
             rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
-            history = blockwise_em(self, gate, pool, rows, max_iter=max_iter, init=init)
+            history = blockwise_em(
+                self, gate, pool, rows, max_iter=max_iter, init=init, routing=routing
+            )
             return *history, rows.responsibilities()
         level_log_probas = gate.level_log_probas(
             designs.source, design=self._gate_design(gate, designs)
         )
         log_expert = pool.log_likelihood(designs.source, y_encoded)
         objective, log_lik, resp = self._e_step_pruning(
-            gate, pool, level_log_probas, log_expert, sample_weight
+            gate, pool, level_log_probas, log_expert, sample_weight, routing
         )
         objectives, log_liks = [objective], [log_lik]
         converged, n_iter = False, 0
@@ -933,7 +902,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 level_log_probas=level_log_probas,
             )
             objective, log_lik, resp = self._e_step_pruning(
-                gate, pool, level_log_probas, log_expert, sample_weight
+                gate, pool, level_log_probas, log_expert, sample_weight, routing
             )
             if self._record_iteration(
                 objectives, log_liks, objective, log_lik, n_iter, init
@@ -965,15 +934,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             return abs(change) < self.tol or init.hopeless(objectives)
         return abs(change) < self.tol
 
-    def _e_step_pruning(self, gate, pool, level_log_probas, log_expert, sample_weight):
+    def _e_step_pruning(
+        self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
+    ):
         """Return :meth:`_e_step`'s result after pruning the experts it starved."""
-        e_step = self._e_step(gate, pool, level_log_probas, log_expert, sample_weight)
+        args = (gate, pool, level_log_probas, log_expert, sample_weight, routing)
+        e_step = self._e_step(*args)
         resp = e_step[2]
         mass = (sample_weight @ resp) / get_namespace(resp).mean(sample_weight)
         if self._prune_starving(gate, to_numpy(mass)):
-            e_step = self._e_step(
-                gate, pool, level_log_probas, log_expert, sample_weight
-            )
+            e_step = self._e_step(*args)
         return e_step
 
     def _prune_starving(self, gate, mass):
@@ -1754,6 +1724,41 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _em_routing(self):
         """Return the routing of the E-step (soft unless trained by routed EM)."""
         return self.routing if self._resolved_train_routing() == "em" else "soft"
+
+    def _starts_soft(self):
+        """Return whether routed EM starts from a soft fit (top-k's "auto")."""
+        return self.routing == "topk" and self.train_routing == "auto"
+
+    def _start_routing(self):
+        """Return the E-step routing of the start's EM runs.
+
+        Soft where routed EM starts from a soft fit (:meth:`_starts_soft`),
+        else that of the fit's own EM: a tree's flat fit and placement runs
+        then are that soft fit.
+        """
+        return "soft" if self._starts_soft() else self._em_routing()
+
+    def _soft_start(self, gate, pool, designs, y_encoded, sample_weight):
+        """Fit a flat start by soft EM where routed EM starts from a soft fit.
+
+        Top-k routing trained by default (``train_routing="auto"``) runs
+        soft EM to convergence from the start, then truncated EM from there
+        (the fit's own EM loop). Its history is not recorded: the fit's
+        histories are those of the truncated EM, whose objective differs
+        (``log_likelihood_history_``), as a tree's flat start is not
+        recorded either. Returns ``(gate, pool)``, fitted in place.
+        """
+        if self._starts_soft():
+            self._fit_once(
+                gate,
+                pool,
+                designs,
+                y_encoded,
+                sample_weight,
+                max_iter=self.max_iter,
+                routing="soft",
+            )
+        return gate, pool
 
     def _refit_to_routing(self, gate, pool, designs, y_encoded, sample_weight):
         """Refit the experts to the routed gate weights (``"refit"``), gate kept.

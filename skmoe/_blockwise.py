@@ -91,7 +91,7 @@ class ArrayBlocks(SummedBlocks):
 # ---------------------------------------------------------------------------
 
 
-def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
+def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None, routing=None):
     """Run EM on blocks from a fitted start; return history and convergence.
 
     The blockwise twin of ``BaseMixtureOfExperts._fit_once``: the same
@@ -108,6 +108,8 @@ def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
     max_iter : int
     init : int, default=None
         Number of the initialisation, for verbose output.
+    routing : {"soft", "hard", "topk"}, default=None
+        The E-step's routing; None: the estimator's ``_em_routing()``.
 
     Returns
     -------
@@ -115,7 +117,9 @@ def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None):
     converged : bool
     n_iter : int
     """
-    options = {"routing": estimator._em_routing(), "top_k": estimator.top_k}
+    if routing is None:
+        routing = estimator._em_routing()
+    options = {"routing": routing, "top_k": estimator.top_k}
     statistics = _e_step(estimator, gate, pool, blocks, options)
     objective, log_lik = _objective(estimator, gate, pool, statistics)
     objectives, log_liks = [objective], [log_lik]

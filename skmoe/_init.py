@@ -5,15 +5,17 @@ the result: which experts exist (a partition of ``[X, y]``) and, in a tree,
 which experts share a gate (a placement of the experts at the leaves).
 """
 
+import functools
 import math
 import warnings
 from itertools import combinations, islice
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from skmoe._backend import Design, device, get_namespace, take
+from skmoe._backend import Design, device, get_namespace, take, to_numpy
 from skmoe._softmax import softmax_log_proba, softmax_newton_step, softmax_objective
 
 __all__ = [
@@ -35,6 +37,17 @@ _KMEANS_MAX_ROWS = 20_000
 # partitions per node, each by a softmax fit of this many Newton steps.
 _MAX_PARTITIONS = 64
 _SEPARABILITY_NEWTON_STEPS = 4
+# Where a node has more partitions than that (16 clusters into 4 groups of 4
+# have 2.6 million), candidates are searched for instead of sampled: the
+# clusters' centroids in the gate's feature space grouped by a k-means with
+# equal group sizes, from this many seeds, then improved by swapping clusters
+# between groups while the separability rises, from the best few, for at
+# most this many passes over all swaps. The search scores on at most this
+# many rows (a swap's score needs no more; 50,000 rows cost 0.2 s a score).
+_GROUPING_KMEANS_SEEDS = 8
+_GROUPING_SEARCH_STARTS = 2
+_GROUPING_SWAP_PASSES = 3
+_GROUPING_SEARCH_ROWS = 8192
 
 
 # ---------------------------------------------------------------------------
@@ -283,6 +296,73 @@ def _gate_separability(Xa, labels, groups, sample_weight, alpha):
     return float(softmax_objective(log_proba, targets, weights, coef, alpha)[0])
 
 
+def _balanced_kmeans(points, n_groups, random_state, *, max_iter=50):
+    """Return a label per point: k-means with groups of equal size.
+
+    Each assignment step is the optimal assignment of the points to
+    ``len(points) / n_groups`` copies of every centre (a linear sum
+    assignment), so the groups keep equal sizes.
+    """
+    size = points.shape[0] // n_groups
+    centres = points[random_state.choice(points.shape[0], n_groups, replace=False)]
+    labels = None
+    for _ in range(max_iter):
+        cost = np.sum((points[:, None, :] - centres[None, :, :]) ** 2, axis=-1)
+        _, slot = linear_sum_assignment(np.repeat(cost, size, axis=1))
+        new = slot // size
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        centres = np.stack([points[labels == g].mean(axis=0) for g in range(n_groups)])
+    return labels
+
+
+def _searched_partitions(clusters, n_groups, centroids, score, random_state):
+    """Return partitions of ``clusters`` into equal groups, found by search.
+
+    Candidates are the distinct partitions of the clusters' ``centroids``
+    by :func:`_balanced_kmeans` from ``_GROUPING_KMEANS_SEEDS`` seeds; the
+    best ``_GROUPING_SEARCH_STARTS`` of them (by ``score(groups)``) are
+    improved by first-improvement swaps of two clusters between groups.
+    Returns ``(score, groups)`` pairs, best first.
+    """
+    seen = {}
+
+    def scored(groups):
+        key = frozenset(frozenset(g) for g in groups)
+        if key not in seen:
+            seen[key] = (score(groups), [list(g) for g in groups])
+        return seen[key]
+
+    points = centroids[clusters]
+    starts = []
+    for _ in range(_GROUPING_KMEANS_SEEDS):
+        labels = _balanced_kmeans(points, n_groups, random_state)
+        starts.append(
+            scored(
+                [
+                    [clusters[i] for i in np.flatnonzero(labels == g)]
+                    for g in range(n_groups)
+                ]
+            )
+        )
+    starts = sorted(starts, key=lambda item: -item[0])[:_GROUPING_SEARCH_STARTS]
+    for best, groups in starts:
+        for _ in range(_GROUPING_SWAP_PASSES):
+            improved = False
+            for a, b in combinations(range(n_groups), 2):
+                for i in range(len(groups[a])):
+                    for j in range(len(groups[b])):
+                        trial = [list(g) for g in groups]
+                        trial[a][i], trial[b][j] = groups[b][j], groups[a][i]
+                        value, _ = scored(trial)
+                        if value > best:
+                            best, groups, improved = value, trial, True
+            if not improved:
+                break
+    return sorted(seen.values(), key=lambda item: -item[0])
+
+
 def group_clusters(
     labels, Xa, hierarchy, sample_weight, random_state, *, alpha, n_candidates
 ):
@@ -322,15 +402,45 @@ def group_clusters(
             islice(_equal_partitions(clusters, hierarchy[level]), _MAX_PARTITIONS)
         )
         if len(partitions) == _MAX_PARTITIONS:
-            partitions = [
-                np.array_split(random_state.permutation(clusters), hierarchy[level])
-                for _ in range(_MAX_PARTITIONS)
+            return [
+                groups
+                for _, groups in _searched_partitions(
+                    clusters, hierarchy[level], centroids(), search_score, random_state
+                )
             ]
         scores = [
             _gate_separability(Xa, labels, groups, sample_weight, alpha)
             for groups in partitions
         ]
         return [partitions[i] for i in np.argsort(scores)[::-1]]
+
+    @functools.cache
+    def centroids():
+        # Every cluster's mean gate features (standardized), NumPy.
+        host, weight = to_numpy(Xa)[:, :-1], to_numpy(sample_weight)
+        n_clusters = math.prod(hierarchy)
+        mass = np.bincount(labels, weights=weight, minlength=n_clusters)
+        sums = np.zeros((n_clusters, host.shape[1]))
+        np.add.at(sums, labels, weight[:, None] * host)
+        return sums / np.maximum(mass, np.finfo(np.float64).tiny)[:, None]
+
+    def search_score(groups):
+        rows = search_rows()
+        return _gate_separability(
+            take(Xa, rows, axis=0) if rows is not None else Xa,
+            labels if rows is None else labels[rows],
+            groups,
+            sample_weight if rows is None else take(sample_weight, rows, axis=0),
+            alpha if rows is None else alpha * len(rows) / labels.shape[0],
+        )
+
+    @functools.cache
+    def search_rows():
+        if labels.shape[0] <= _GROUPING_SEARCH_ROWS:
+            return None
+        return np.sort(
+            random_state.choice(labels.shape[0], _GROUPING_SEARCH_ROWS, replace=False)
+        )
 
     def place(clusters, level, partition=None):
         if level == len(hierarchy) - 1:
