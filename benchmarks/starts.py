@@ -107,8 +107,8 @@ def problem(name, seed):
 
 
 STRATEGIES = {
-    "today (kmeans)": {},
-    "kmeans n_init=5": {"n_init": 5},
+    "today (kmeans)": {"init_params": "kmeans"},
+    "kmeans n_init=5": {"init_params": "kmeans", "n_init": 5},
     "random": {"init_params": "random"},
     "random n_init=5": {"init_params": "random", "n_init": 5},
     "random_from_data n_init=5": {"init_params": "random_from_data", "n_init": 5},
@@ -189,7 +189,7 @@ def run_kinds(seeds):
         truth_acc = np.mean(truth.predict(Xt) == yt)
         truth_ll = np.mean(truth.log_likelihood(Xt, yt))
         for kind in KINDS:
-            est = make(random_state=seed)
+            est = make(random_state=seed, init_params="kmeans")
 
             def fixed_kind(init_params, restart, kind=kind):
                 return kind

@@ -663,12 +663,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # The first of equal objectives, as fit keeps among restarts.
             if best is None or objective > best[0]:
                 best = (objective, gate, pool, kind)
-        if self.verbose:
-            print(
-                f"Initialization {restart}: screened {_SCREEN_CANDIDATES} starts, "
-                f"kept {best[3]} (objective {best[0]:.6f} after "
-                f"{_SCREEN_ITERATIONS} iterations)"
-            )
         return best[1], best[2], f"screen:{best[3]}"
 
     def _new_model(
