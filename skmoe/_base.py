@@ -1009,7 +1009,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     y_encoded,
                     sample_weight,
                     0,
-                    self._restart_seeds(True)[0],
+                    None,
                 )
             ]
             self._print_init_summary(0, runs[0], time.perf_counter() - started)
@@ -1140,7 +1140,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Run EM from a start; return its history, convergence and model.
 
         The tuple is ``(objectives, log_liks, converged, n_iter, gate, pool)``.
-        ``random_state`` seeds the split-and-merge moves' starts.
+        A run that converged is then improved by split-and-merge EM
+        (``split_merge``), its moves' starts seeded by ``random_state``;
+        None (a warm-start continuation, which continues the fitted model
+        as it is) runs EM alone.
         """
         run = self._fit_once(
             gate,
@@ -1152,7 +1155,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             init=init,
         )
         run = (*run[:4], gate, pool, run[4])
-        if self.split_merge:
+        # Moves start from a converged model (Ueda et al.'s premise): from a
+        # run cut short, any move would "improve" by EM's further iterations.
+        if self.split_merge and random_state is not None and run[2]:
             run = self._split_and_merge(
                 run, designs, y_encoded, sample_weight, random_state, init
             )

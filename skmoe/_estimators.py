@@ -136,9 +136,11 @@ _SHARED_FIT_PARAMETERS = """
         iterations above the model it replaced, ``n_iter_`` counts the
         iterations in the history and ``converged_`` is the last accepted
         run's. Each move costs about one EM run (measured in
-        ``benchmarks/README.md``, "Split-and-merge"). Ignored for dask
-        arrays and by ``partial_fit`` (their EM keeps no responsibilities
-        to move).
+        ``benchmarks/README.md``, "Split-and-merge"). Applied to every
+        initialisation whose EM converged; not to a run that reached
+        ``max_iter``, nor to a ``warm_start`` continuation (which continues
+        the fitted model as it is). Ignored for dask arrays and by
+        ``partial_fit`` (their EM keeps no responsibilities to move).
 
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
