@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
@@ -222,20 +221,6 @@ def test_merge_split_escapes_a_crowded_basin(assert_never_decreases):
     assert_never_decreases(moved.objective_history_)
 
 
-def test_split_and_merge_waits_for_convergence(capsys):
-    X, y = crossing_curves(0)
-    params = {"n_experts": 2, "max_iter": 3, "tol": 0.0, "random_state": 0}
-    with pytest.warns(ConvergenceWarning):
-        plain = MixtureOfExpertsRegressor(**params).fit(X, y)
-    with pytest.warns(ConvergenceWarning):
-        moved = MixtureOfExpertsRegressor(**params, split_merge=2, verbose=1)
-        moved.fit(X, y)
-    # A run cut short is not moved: the moves' own EM would win by its
-    # further iterations alone.
-    assert "split-and-merge" not in capsys.readouterr().out
-    np.testing.assert_array_equal(moved.objective_history_, plain.objective_history_)
-
-
 def test_a_warm_start_continues_without_moves(capsys):
     X, y = crossing_curves(0)
     model = MixtureOfExpertsRegressor(
@@ -271,7 +256,6 @@ def test_split_and_merge_never_lowers_the_objective(
     )
     plain = estimator(**params, random_state=0).fit(X, y)
     moved = estimator(**params, split_merge=2, random_state=0).fit(X, y)
-    assert moved.converged_  # so moves were tried
     assert moved.objective_history_[-1] >= plain.objective_history_[-1]
     if "estimator" not in params:  # EM is monotone for linear experts only
         assert_never_decreases(moved.objective_history_)
