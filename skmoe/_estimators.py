@@ -143,7 +143,7 @@ _SHARED_FIT_PARAMETERS = """
         log-likelihood is kept. With ``init_params="screen"`` each of them
         screens its own candidates.
 
-    split_merge : int, default=0
+    split_merge : int, default=2
         Number of split-and-merge moves tried after EM converges (Ueda,
         Nakano, Ghahramani & Hinton 2000); 0 turns it off. A move merges
         the two experts whose posteriors overlap most and splits the
@@ -153,13 +153,17 @@ _SHARED_FIT_PARAMETERS = """
         EM runs to convergence from every move's start, and the first move
         that raises the penalised objective by more than ``tol`` is kept;
         moves are then ranked again from the new model, until none of
-        ``split_merge`` moves improves. The objective never decreases: a
+        ``split_merge`` moves improves (at most ``n_experts`` accepted
+        moves). The objective never decreases: a
         move that does not raise it is thrown away. After an accepted
         move, ``objective_history_`` continues with the accepted run's
         iterations above the model it replaced, ``n_iter_`` counts the
         iterations in the history and ``converged_`` is the last accepted
         run's. Each move costs about one EM run (measured in
-        ``benchmarks/README.md``, "Split-and-merge"). Ignored for dask
+        ``benchmarks/README.md``, "Split-and-merge"). Applied to every
+        initialisation (one that reached ``max_iter`` too; each move's run
+        has ``max_iter`` iterations), not to a ``warm_start`` continuation
+        (which continues the fitted model as it is). Ignored for dask
         arrays and by ``partial_fit`` (their EM keeps no responsibilities
         to move).
 
@@ -404,7 +408,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         reg_variance=0.1,
         init_params="kmeans",
         n_init=1,
-        split_merge=0,
+        split_merge=2,
         max_iter=100,
         tol=1e-4,
         backend="numpy",
@@ -619,7 +623,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gate_alpha=0.01,
         init_params="kmeans",
         n_init=1,
-        split_merge=0,
+        split_merge=2,
         max_iter=100,
         tol=1e-4,
         backend="numpy",

@@ -14,6 +14,7 @@ from skmoe._split_merge import (
     split_criterion,
     split_sides,
 )
+from skmoe.datasets import make_moe_regression
 
 
 def crossing_curves(seed, n_samples=150):
@@ -208,7 +209,28 @@ def test_split_and_merge_escapes_the_crossing_basin(assert_never_decreases):
     assert moved.log_likelihood_history_.shape == history.shape
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_merge_split_escapes_a_crowded_basin(assert_never_decreases):
+    # The k-means start of this mixture of 4 experts ends with two experts
+    # on one true expert and one expert on two (objective -2.12); merging
+    # the first two and splitting the third finds the truth's optimum.
+    X, y = make_moe_regression(2000, n_features=10, n_experts=4, random_state=4)
+    plain = MixtureOfExpertsRegressor(n_experts=4, random_state=4).fit(X, y)
+    moved = MixtureOfExpertsRegressor(n_experts=4, split_merge=1, random_state=4)
+    moved.fit(X, y)
+    assert moved.objective_history_[-1] > plain.objective_history_[-1] + 0.5
+    assert_never_decreases(moved.objective_history_)
+
+
+def test_a_warm_start_continues_without_moves(capsys):
+    X, y = crossing_curves(0)
+    model = MixtureOfExpertsRegressor(
+        n_experts=2, split_merge=1, warm_start=True, verbose=1, random_state=0
+    ).fit(X, y)
+    assert "accepted" in capsys.readouterr().out
+    model.fit(X, y)
+    assert "split-and-merge" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "make, params",
     [
@@ -232,8 +254,8 @@ def test_split_and_merge_never_lowers_the_objective(
         if make == "regression"
         else MixtureOfExpertsClassifier
     )
-    plain = estimator(**params, max_iter=30, random_state=0).fit(X, y)
-    moved = estimator(**params, max_iter=30, split_merge=2, random_state=0).fit(X, y)
+    plain = estimator(**params, random_state=0).fit(X, y)
+    moved = estimator(**params, split_merge=2, random_state=0).fit(X, y)
     assert moved.objective_history_[-1] >= plain.objective_history_[-1]
     if "estimator" not in params:  # EM is monotone for linear experts only
         assert_never_decreases(moved.objective_history_)
