@@ -35,7 +35,8 @@ VARIANTS = [
     ("hard, soft EM", {"routing": "hard", "train_routing": "soft"}),
     ("hard, CEM (before)", {"routing": "hard", "train_routing": "em"}),
     ("hard, CEM from soft", None),
-    ("top-2, truncated EM (default)", {"routing": "topk", "train_routing": "em"}),
+    ("top-2, truncated EM from soft (default)", {"routing": "topk"}),
+    ("top-2, truncated EM", {"routing": "topk", "train_routing": "em"}),
     ("top-2, soft EM", {"routing": "topk", "train_routing": "soft"}),
     ("top-2, refit", {"routing": "topk", "train_routing": "refit"}),
 ]

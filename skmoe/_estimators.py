@@ -81,8 +81,13 @@ _SHARED_PARAMETERS = """
           are overconfident.
         - ``"auto"``: ``"refit"`` for hard routing (``"soft"`` on a dask
           array and in ``partial_fit``, which cannot refit), ``"em"`` for
-          top-k routing; the choice measured best in
-          ``benchmarks/README.md`` ("Hard routing").
+          top-k routing, started from a soft fit: soft EM to convergence,
+          then truncated EM from that fit (``"em"`` itself starts from the
+          k-means partition). The choices measured best in
+          ``benchmarks/README.md`` ("Hard routing", "Top-k from a soft
+          fit"). The soft fit that starts top-k's EM is not in the
+          histories: they record the truncated EM, whose objective (the
+          bound over the top-k experts) is another one.
 
     gate_features : array-like of int, str or bool, default=None
         Columns the gate sees: indices, feature names or a boolean mask.
@@ -285,9 +290,12 @@ _SHARED_ATTRIBUTES = """
         EM iteration: the mean log-likelihood for soft EM (soft routing, and
         hard or top-k routing trained by ``train_routing="refit"`` or
         ``"soft"``: the history of the soft EM, before any refit); for
-        ``train_routing="em"``, the mean of ``log sum_k g_k p_k`` over the
-        experts kept by the truncated E-step (the bound that classification
-        EM and top-k EM raise).
+        ``train_routing="em"`` (and top-k's ``"auto"``), the mean of
+        ``log sum_k g_k p_k`` over the experts kept by the truncated E-step
+        (the bound that classification EM and top-k EM raise). The EM runs
+        of a start are not recorded: a tree's flat fit and placement runs,
+        top-k's soft fit; a tree's history starts where its start
+        converged.
 
     log_likelihood_histories_ : list of ndarray
         The same history for every initialisation (``n_init`` of them), in

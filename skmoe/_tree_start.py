@@ -53,15 +53,15 @@ def tree_start(
     with as many experts as the tree has leaves; it is fitted by EM here.
     Each of the ``_PLACEMENT_CANDIDATES`` placements of its experts that
     :func:`group_clusters` ranks best is started (``_start``) and run
-    ``_PLACEMENT_EM_ITERATIONS`` EM iterations; the best continues to
-    convergence. A tree's gate cannot always carry the flat gate (nor can
-    the tree always match the flat mixture: its gates are constrained), so
-    a tree can end below its flat start's log-likelihood. Then the other
-    placements, and more of the ranked ones (``_FALLBACK_CANDIDATES`` in
-    all), run to convergence in the order of their short runs' objectives,
-    until one reaches the flat start's log-likelihood; the highest
-    objective is kept. The returned model has converged, so the fit's own
-    EM loop stops after one iteration.
+    ``_PLACEMENT_EM_ITERATIONS`` EM iterations; the best is returned, and
+    the fit's own EM loop continues it. A tree's gate cannot always carry
+    the flat gate (nor can the tree always match the flat mixture: its
+    gates are constrained), so a tree can end below its flat start's
+    log-likelihood. If the best short run is below it, that run continues
+    to convergence; if it is still below, the other placements, and more of
+    the ranked ones (``_FALLBACK_CANDIDATES`` in all), run to convergence
+    in the order of their short runs' objectives, until one reaches the
+    flat start's log-likelihood; the highest objective is kept.
     """
     routing = estimator._start_routing()
 
@@ -98,8 +98,10 @@ def tree_start(
 
     placements = place(_PLACEMENT_CANDIDATES)
     runs = [short_run(placement) for placement in placements]
-    best = finish(_best(runs))
-    if best.log_lik < flat_log_lik:
+    best = _best(runs)
+    # EM never lowers the objective: a short run at or above the flat start
+    # ends there too, and the fit's own EM loop continues it.
+    if best.log_lik < flat_log_lik and finish(best).log_lik < flat_log_lik:
         tried = {tuple(placement) for placement in placements}
         more = [p for p in place(_FALLBACK_CANDIDATES) if tuple(p) not in tried]
         others = [run for run in runs if run is not best]

@@ -390,3 +390,44 @@ def test_a_grid_search_warns_at_most_once_per_fit(monkeypatch, recwarn):
     assert len(warned) <= n_fits
     # Each points at the user's call, through scikit-learn's frames.
     assert all(w.filename == __file__ for w in warned)
+
+
+# ---------------------------------------------------------------------------
+# Top-k routing starts its truncated EM from a soft fit
+# ---------------------------------------------------------------------------
+
+
+def test_topk_default_continues_a_soft_fit(moe_classification):
+    """train_routing="auto" for top-k is truncated EM from the soft fit.
+
+    The same as fitting the soft mixture, then continuing it by truncated EM
+    (warm_start): the start is the soft fit, not the k-means partition.
+    """
+    X, y, _ = moe_classification
+    auto = MixtureOfExpertsClassifier(
+        n_experts=3, routing="topk", top_k=2, random_state=0
+    ).fit(X, y)
+    continued = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(X, y)
+    continued.set_params(routing="topk", top_k=2, train_routing="em", warm_start=True)
+    continued.fit(X, y)
+    np.testing.assert_allclose(
+        auto.objective_history_, continued.objective_history_, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        auto.predict_proba(X), continued.predict_proba(X), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_topk_default_history_is_the_truncated_em(
+    moe_classification, assert_never_decreases
+):
+    """The recorded history is the truncated EM's bound, never decreasing;
+    it starts at the soft fit, whose own history is not recorded."""
+    X, y, _ = moe_classification
+    common = {"n_experts": 3, "routing": "topk", "top_k": 2, "random_state": 0}
+    auto = MixtureOfExpertsClassifier(**common).fit(X, y)
+    assert_never_decreases(auto.objective_history_)
+    assert len(auto.log_likelihood_histories_) == 1
+    from_kmeans = MixtureOfExpertsClassifier(train_routing="em", **common).fit(X, y)
+    # Both histories are of the same truncated bound: comparable.
+    assert auto.log_likelihood_history_[-1] >= from_kmeans.log_likelihood_history_[-1]
