@@ -319,7 +319,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         train_routing="auto",
         gate_features=None,
         gate_alpha=0.01,
-        init_params="kmeans",
+        init_params="screen",
         n_init=1,
         max_iter=100,
         tol=1e-4,
@@ -626,10 +626,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Return a flat model fitted to a start, and the start's kind.
 
         ``init_params="screen"`` fits ``_SCREEN_CANDIDATES`` starts of mixed
-        kinds, runs EM ``_SCREEN_ITERATIONS`` iterations from each, and
-        returns the model of the best objective (where its run stopped: EM
-        continues from there); any other ``init_params`` gives the start of
-        :func:`~skmoe._init.restart_kind`.
+        kinds, runs EM ``_SCREEN_ITERATIONS`` iterations (at most
+        ``max_iter``) from each, and returns the model of the best objective
+        (where its run stopped: EM continues from there); any other
+        ``init_params`` gives the start of :func:`~skmoe._init.restart_kind`.
         """
         X, host_weight = designs.host(), to_numpy(sample_weight)
         host_y = to_numpy(y_encoded)
@@ -655,7 +655,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 designs,
                 y_encoded,
                 sample_weight,
-                max_iter=_SCREEN_ITERATIONS,
+                max_iter=min(_SCREEN_ITERATIONS, self.max_iter),
             )[0][-1]
             # The first of equal objectives, as fit keeps among restarts.
             if best is None or objective > best[0]:

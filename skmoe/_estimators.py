@@ -111,7 +111,7 @@ _SHARED_PARAMETERS = """
 
 _SHARED_FIT_PARAMETERS = """
     init_params : {"kmeans", "random", "random_from_data", "screen"}, \
-            default="kmeans"
+            default="screen"
         How each initialisation starts: a partition of the rows, smoothed
         into responsibilities (a tree starts from the flat mixture with as
         many experts, fitted from that partition).
@@ -374,7 +374,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         gate_features=None,
         gate_alpha=0.01,
         reg_variance=0.1,
-        init_params="kmeans",
+        init_params="screen",
         n_init=1,
         max_iter=100,
         tol=1e-4,
@@ -587,7 +587,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         train_routing="auto",
         gate_features=None,
         gate_alpha=0.01,
-        init_params="kmeans",
+        init_params="screen",
         n_init=1,
         max_iter=100,
         tol=1e-4,
