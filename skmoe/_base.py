@@ -1295,8 +1295,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _partial_fit(self, X, y, sample_weight, classes=None):
         """Learn from one mini-batch by stepwise EM (see ``_stepwise``).
 
-        The first call fits a start on its batch as ``fit`` would (k-means
-        start, EM to convergence); every call then takes one stepwise-EM
+        The first call fits a start on its batch as ``fit`` would (the
+        ``init_params`` start, EM to convergence); every call then takes one stepwise-EM
         step on its batch. The rows of the first calls are kept until
         ``_ONLINE_START_ROWS`` are seen, and the start refitted on them
         once, then stepwise EM starts again from it. On a model fitted by
