@@ -130,9 +130,10 @@ _SHARED_FIT_PARAMETERS = """
         - ``"screen"``: 4 candidate starts of mixed kinds (k-means, random,
           nearest-row partitions; for a classifier also the leaves of a
           small decision tree of ``y`` on ``X`` and resampled k-means), 10
-          EM iterations from each, and EM continues from the best to
-          convergence (Biernacki, Celeux & Govaert 2003). About 2-3 times
-          the cost of one k-means start on easy problems.
+          EM iterations from each (30 for a classifier, at most
+          ``max_iter``), and EM continues from the best to convergence
+          (Biernacki, Celeux & Govaert 2003). About 2-3 times the cost of
+          one k-means start (``benchmarks/README.md``, "Starts").
 
         ``init_starts_`` names the start every restart used. ``partial_fit``
         and dask arrays start in memory (on the first rows, on a sample)

@@ -115,7 +115,7 @@ def test_screening_continues_the_best_candidate(Estimator, data, request, monkey
 
     def recording(self, *args, **kwargs):
         result = original(self, *args, **kwargs)
-        if kwargs["max_iter"] == skmoe._base._SCREEN_ITERATIONS:
+        if kwargs["max_iter"] == self._screen_iterations():
             short_runs.append(result[0][-1])
         return result
 
