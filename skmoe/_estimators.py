@@ -116,7 +116,7 @@ _SHARED_PARAMETERS = """
 
 _SHARED_FIT_PARAMETERS = """
     init_params : {"kmeans", "random", "random_from_data", "screen"}, \
-            default="kmeans"
+            default="screen"
         How each initialisation starts: a partition of the rows, smoothed
         into responsibilities (a tree starts from the flat mixture with as
         many experts, fitted from that partition).
@@ -135,9 +135,10 @@ _SHARED_FIT_PARAMETERS = """
         - ``"screen"``: 4 candidate starts of mixed kinds (k-means, random,
           nearest-row partitions; for a classifier also the leaves of a
           small decision tree of ``y`` on ``X`` and resampled k-means), 10
-          EM iterations from each, and EM continues from the best to
-          convergence (Biernacki, Celeux & Govaert 2003). About 2-3 times
-          the cost of one k-means start on easy problems.
+          EM iterations from each (30 for a classifier, at most
+          ``max_iter``), and EM continues from the best to convergence
+          (Biernacki, Celeux & Govaert 2003). About 2-3 times the cost of
+          one k-means start (``benchmarks/README.md``, "Starts").
 
         ``init_starts_`` names the start every restart used. ``partial_fit``
         and dask arrays start in memory (on the first rows, on a sample)
@@ -414,7 +415,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         gate_features=None,
         gate_alpha=0.01,
         reg_variance=0.1,
-        init_params="kmeans",
+        init_params="screen",
         n_init=1,
         split_merge=2,
         max_iter=100,
@@ -629,7 +630,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         train_routing="auto",
         gate_features=None,
         gate_alpha=0.01,
-        init_params="kmeans",
+        init_params="screen",
         n_init=1,
         split_merge=2,
         max_iter=100,
