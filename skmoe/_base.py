@@ -658,7 +658,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for kind in screen_kinds(_SCREEN_CANDIDATES, self._is_classifier()):
             gate, pool = start(kind)
             objective = self._fit_once(
-                gate, pool, designs, y_encoded, sample_weight, max_iter=n_iter
+                gate,
+                pool,
+                designs,
+                y_encoded,
+                sample_weight,
+                max_iter=n_iter,
+                routing=self._start_routing(),
             )[0][-1]
             # The first of equal objectives, as fit keeps among restarts.
             if best is None or objective > best[0]:
