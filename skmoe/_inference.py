@@ -161,7 +161,7 @@ def free_softmax(coef):
 def full_softmax(free):
     """Return the softmax coefficients of :func:`free_softmax`, reference 0."""
     free = np.asarray(free, dtype=np.float64)
-    return np.concatenate([np.zeros_like(free[..., :1]), free], axis=-1)
+    return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
 
 
 def pack(layout, gate_coef, expert_params):

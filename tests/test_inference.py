@@ -104,6 +104,7 @@ def _central_jacobian(function, theta, step):
 
 
 CASES = [
+    ("gaussian", (1,), True),
     ("gaussian", (2,), True),
     ("gaussian", (3,), False),
     ("gaussian", (2, 2), True),
@@ -467,6 +468,13 @@ def test_singular_information_gives_a_hint():
     ).fit(X, y)
     with pytest.raises(ValueError, match="gate_alpha"):
         model.summary(X, y)
+
+
+def test_dask_arrays_are_refused(flat_regressor):
+    da = pytest.importorskip("dask.array")
+    model, X, y = flat_regressor
+    with pytest.raises(TypeError, match=r"X.compute\(\)"):
+        model.summary(da.from_array(X, chunks=100), y)
 
 
 def test_arguments_are_checked(flat_regressor):
