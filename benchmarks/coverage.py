@@ -45,8 +45,12 @@ from skmoe.datasets import (
 PROBLEMS = {
     "flat K=2 regressor": {
         "make": lambda: make_moe_regression(
-            n_samples=10, n_features=2, n_experts=2, gate_scale=2.0,
-            random_state=0, return_truth=True,
+            n_samples=10,
+            n_features=2,
+            n_experts=2,
+            gate_scale=2.0,
+            random_state=0,
+            return_truth=True,
         ),
         "estimator": lambda seed: MixtureOfExpertsRegressor(
             n_experts=2, tol=1e-8, max_iter=2000, n_init=2, random_state=seed
@@ -55,8 +59,12 @@ PROBLEMS = {
     },
     "(2, 2) tree regressor": {
         "make": lambda: make_hme_regression(
-            n_samples=10, n_features=3, hierarchy=(2, 2), gate_scale=2.0,
-            random_state=0, return_truth=True,
+            n_samples=10,
+            n_features=3,
+            hierarchy=(2, 2),
+            gate_scale=2.0,
+            random_state=0,
+            return_truth=True,
         ),
         "estimator": lambda seed: MixtureOfExpertsRegressor(
             hierarchy=(2, 2), tol=1e-8, max_iter=2000, n_init=2, random_state=seed
@@ -65,8 +73,14 @@ PROBLEMS = {
     },
     "3-class classifier, K=2": {
         "make": lambda: make_hme_classification(
-            n_samples=10, n_features=2, hierarchy=(2,), n_classes=3,
-            gate_scale=2.0, expert_scale=2.0, random_state=0, return_truth=True,
+            n_samples=10,
+            n_features=2,
+            hierarchy=(2,),
+            n_classes=3,
+            gate_scale=2.0,
+            expert_scale=2.0,
+            random_state=0,
+            return_truth=True,
         ),
         # LogisticRegression's default C=1 shrinks the experts' coefficients
         # by about one row's worth: a bias that intervals of the penalised
@@ -74,7 +88,10 @@ PROBLEMS = {
         "estimator": lambda seed: MixtureOfExpertsClassifier(
             LogisticRegression(C=100.0),
             n_experts=2,
-            tol=1e-8, max_iter=2000, n_init=2, random_state=seed
+            tol=1e-8,
+            max_iter=2000,
+            n_init=2,
+            random_state=seed,
         ),
         "n_samples": 2000,
         # Mixtures of multinomial logits have many modes: EM starts from the
@@ -126,8 +143,10 @@ def true_log_joint(truth, X, y):
     if truth.classes is None:
         mean = X @ truth.expert_coef.T + truth.expert_intercept
         sd = truth.noise_std
-        return log_gate - 0.5 * (((y[:, None] - mean) / sd) ** 2) - np.log(
-            np.sqrt(2 * np.pi) * sd
+        return (
+            log_gate
+            - 0.5 * (((y[:, None] - mean) / sd) ** 2)
+            - np.log(np.sqrt(2 * np.pi) * sd)
         )
     logits = np.einsum("nd,kcd->nkc", X, truth.expert_coef) + truth.expert_intercept
     log_proba = log_softmax(logits, axis=2)
@@ -137,8 +156,12 @@ def true_log_joint(truth, X, y):
 
 def true_parameters(truth, layout, model, X, y):
     """The true parameters in the fitted model's order and reference."""
-    from skmoe._inference import _expert_log_likelihood, _level_log_probas, _log_gate
-    from skmoe._inference import unpack
+    from skmoe._inference import (
+        _expert_log_likelihood,
+        _level_log_probas,
+        _log_gate,
+        unpack,
+    )
 
     _, theta, Xg, Xe = fitted_layout(model, X)
     gate_coef, params = unpack(layout, theta)
@@ -182,7 +205,7 @@ def groups(table):
 
 
 def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed):
-    X0, y0, truth = problem["make"]()
+    _, _, truth = problem["make"]()
     rng = np.random.default_rng(seed)
     methods = ["observed", "sandwich"]
     covered = {m: [] for m in [*methods, "bootstrap"]}
@@ -235,7 +258,7 @@ def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed):
     for group in dict.fromkeys(labels):
         rows = labels == group
         cells = []
-        for method, hits in covered.items():
+        for hits in covered.values():
             if hits:
                 cells.append(f"{100 * np.mean(np.array(hits)[:, rows]):>10.1f}%")
         print(f"{group:<18}" + "".join(cells))
