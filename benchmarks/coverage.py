@@ -77,7 +77,7 @@ PROBLEMS = {
             n_features=2,
             hierarchy=(2,),
             n_classes=3,
-            gate_scale=2.0,
+            gate_scale=4.0,
             expert_scale=2.0,
             random_state=0,
             return_truth=True,
@@ -204,7 +204,7 @@ def groups(table):
     return np.array(names)
 
 
-def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed):
+def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed, report_every):
     _, _, truth = problem["make"]()
     rng = np.random.default_rng(seed)
     methods = ["observed", "sandwich"]
@@ -248,6 +248,23 @@ def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed):
             print(f"  set {s}: {error}"[:200])
             continue
         labels = groups(table)
+        if (s + 1) % report_every == 0 or s + 1 == n_sets:
+            report(
+                name,
+                problem,
+                s + 1,
+                failures,
+                labels,
+                covered,
+                fit_seconds,
+                summary_seconds,
+            )
+
+
+def report(
+    name, problem, n_sets, failures, labels, covered, fit_seconds, summary_seconds
+):
+    """Print the coverage of every group and method after ``n_sets`` sets."""
     print(
         f"\n{name}: n = {problem['n_samples']} rows per set, "
         f"{len(covered['observed'])} of {n_sets} sets summarised "
@@ -271,7 +288,8 @@ def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed):
     ratio = np.median(np.array(summary_seconds) / np.array(fit_seconds))
     print(
         f"time: fit median {np.median(fit_seconds):.3f} s, summary(observed) "
-        f"median {np.median(summary_seconds):.4f} s, ratio {ratio:.3f}"
+        f"median {np.median(summary_seconds):.4f} s, ratio {ratio:.3f}",
+        flush=True,
     )
 
 
@@ -282,6 +300,7 @@ def main():
     parser.add_argument("--n-bootstrap", type=int, default=100)
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report-every", type=int, default=1000)
     args = parser.parse_args()
     for name in args.problems:
         bootstrap_sets = args.bootstrap_sets if name == "flat K=2 regressor" else 0
@@ -292,6 +311,7 @@ def main():
             bootstrap_sets,
             args.n_bootstrap,
             args.seed,
+            args.report_every,
         )
 
 

@@ -520,3 +520,13 @@ def test_icl_adds_twice_the_posterior_entropy(flat_regressor):
     assert model.icl(X, y) >= model.bic(X, y)
     np.testing.assert_allclose(icl_scorer(model, X, y), -model.icl(X, y))
     assert icl_scorer(model, X, y) <= bic_scorer(model, X, y)
+
+
+def test_a_torch_fit_is_summarised_in_numpy(flat_regressor):
+    torch = pytest.importorskip("torch")
+    model, X, y = flat_regressor
+    on_torch = copy.deepcopy(model).set_params(backend="torch", device="cpu")
+    expected = model.summary(X, y)
+    table = on_torch.summary(torch.from_numpy(X), torch.from_numpy(y))
+    np.testing.assert_allclose(table.std_err, expected.std_err, rtol=1e-10)
+    np.testing.assert_allclose(table.icl, expected.icl, rtol=1e-10)
