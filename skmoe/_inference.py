@@ -48,11 +48,26 @@ References
    48(4), 817-838, 1980.
 """
 
+import copy
 import math
+import warnings
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.optimize import linear_sum_assignment
 from scipy.special import log_softmax, logsumexp
+from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from skmoe._backend import tensor_to_numpy
+from skmoe._experts import LinearGaussianExperts, LogisticExperts
+from skmoe._summary import MixtureSummary
 
 __all__ = [
     "ParameterLayout",
@@ -767,11 +782,6 @@ def _refit_parameters(model, X, y, counts, reference_posterior, layout, Xg, Xe, 
     experts are then matched to the model's by their posteriors on the
     original rows. Returns None when the refit pruned an expert.
     """
-    import copy
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
     refit = copy.deepcopy(model)
     refit.set_params(warm_start=True, verbose=0)
     with warnings.catch_warnings():
@@ -817,9 +827,6 @@ def bootstrap_parameters(
     Replicates that pruned an expert are dropped (their number is the
     difference between B and the rows returned).
     """
-    from joblib import Parallel, delayed
-    from sklearn.utils import check_random_state
-
     rng = check_random_state(random_state)
     w = np.asarray(sample_weight, dtype=np.float64)
     total = max(round(float(w.sum())), 1)
@@ -844,10 +851,6 @@ _MAX_NEWTON_STEP_IN_SE = 0.1
 
 def _warn_unconverged(model, layout, theta, scores, w, information, inverse):
     """Warn when the fitted parameters are measurably short of the maximum."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
     pool = model._expert_pool
     options = {}
     if layout.kind == "gaussian":
@@ -875,8 +878,6 @@ def _warn_unconverged(model, layout, theta, scores, w, information, inverse):
 
 def check_summary_support(model, method):
     """Raise a clear error where a model has no standard errors here."""
-    from skmoe._experts import LinearGaussianExperts, LogisticExperts
-
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     pool = model._expert_pool
@@ -924,16 +925,6 @@ def summarize(
     See ``BaseMixtureOfExperts.summary``; ``model`` is fitted and checked
     here.
     """
-    from scipy.stats import norm
-    from sklearn.utils.validation import (
-        _check_sample_weight,
-        check_is_fitted,
-        validate_data,
-    )
-
-    from skmoe._backend import tensor_to_numpy
-    from skmoe._summary import MixtureSummary
-
     check_is_fitted(model)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}.")
