@@ -245,6 +245,7 @@ def run(name, problem, n_sets, n_bootstrap_sets, n_bootstrap, seed, report_every
                 )
         except (ValueError, TypeError) as error:
             failures += 1
+            fit_seconds.pop()
             print(f"  set {s}: {error}"[:200])
             continue
         labels = groups(table)
