@@ -55,6 +55,7 @@ from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree, penalty_scale
+from skmoe._inference import posterior_entropy, summarize
 from skmoe._init import (
     restart_kind,
     screen_kinds,
@@ -1971,6 +1972,126 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         log_lik = self.log_likelihood(X, y)
         return float(-2.0 * log_lik.sum() + 2.0 * self._n_parameters())
+
+    def icl(self, X, y):
+        """Return the integrated completed likelihood criterion on ``(X, y)``.
+
+        ``bic(X, y) + 2 * sum_i entropy(r_i)``, with ``r_i`` the posterior
+        responsibilities of the experts (under the model's routing); lower
+        is better. It adds to the BIC the cost of the experts' overlap, so
+        it prefers mixtures whose experts take clearly separated rows
+        (Biernacki, Celeux & Govaert 2000).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        icl : float
+        """
+        entropy = posterior_entropy(self._routed_log_joint(X, y))
+        return self.bic(X, y) + 2.0 * entropy
+
+    def _routed_log_joint(self, X, y):
+        """Return the routed log gate plus the experts' log-likelihoods (NumPy)."""
+        Xb, y = self._validate_X(X, y)
+        y_encoded = self._encode_targets(y, reset=False)
+        if not isinstance(Xb, np.ndarray):
+            y_encoded = self._target_like(y_encoded, Xb)
+        log_gate, log_expert = self._log_joint(
+            self.gate_, self._expert_pool, Xb, y_encoded
+        )
+        return to_numpy(self._route(log_gate) + log_expert)
+
+    @limits_threads
+    def summary(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        method="observed",
+        alpha=0.05,
+        n_bootstrap=200,
+        random_state=None,
+        n_jobs=None,
+    ):
+        """Return standard errors, tests and intervals for every parameter.
+
+        For every gate node and every expert, each coefficient's estimate,
+        standard error, z statistic, p-value and confidence interval, the
+        regression experts' noise variances, and the model's log-likelihood,
+        AIC, BIC and ICL. Gates (and multinomial logistic experts) are
+        reported against their first child (class), whose coefficients are
+        fixed at 0: a softmax is identifiable only up to that reference.
+        Linear and logistic experts only; computed in NumPy float64 on the
+        host whatever the backend.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The training data (the data the model was fitted to).
+        y : array-like of shape (n_samples,)
+            The training targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: a row of weight 2 counts as two rows.
+        method : {"observed", "sandwich", "bootstrap"}, default="observed"
+            ``"observed"``: the inverse of the observed information, the
+            exact Hessian of the log-likelihood (Louis' identity) plus the
+            Hessian of the fit's penalties. ``"sandwich"``: the robust
+            (Huber-White) covariance ``A^-1 B A^-1``, ``B`` the sum of the
+            rows' outer products of scores, for misspecified experts.
+            ``"bootstrap"``: ``n_bootstrap`` refits on resampled rows, each
+            started from this fit and matched to its experts by their
+            posteriors; percentile intervals.
+        alpha : float, default=0.05
+            One minus the intervals' confidence level.
+        n_bootstrap : int, default=200
+            Refits of ``method="bootstrap"``.
+        random_state : int, RandomState instance or None, default=None
+            Resampling of ``method="bootstrap"``.
+        n_jobs : int, default=None
+            Parallel refits of ``method="bootstrap"`` (joblib).
+
+        Returns
+        -------
+        summary : MixtureSummary
+            Prints as a table; its arrays (``coef``, ``std_err``, ``z``,
+            ``p_value``, ``ci``, ``covariance``) and ``to_frame()`` (pandas)
+            give the numbers.
+
+        Raises
+        ------
+        TypeError
+            For experts other than linear and logistic ones.
+        ValueError
+            For a model with pruned experts, a singular information matrix,
+            or (except ``method="bootstrap"``) a routing other than soft.
+
+        References
+        ----------
+        .. [1] T. A. Louis, "Finding the observed information matrix when
+           using the EM algorithm", JRSS B 44(2), 226-233, 1982.
+        """
+        if is_dask_array(X) or is_dask_array(y):
+            raise TypeError(
+                "summary needs the training rows in memory (its information "
+                "matrix sums over them in NumPy); pass X.compute() and "
+                "y.compute(), or a sample of them."
+            )
+        return summarize(
+            self,
+            X,
+            y,
+            sample_weight,
+            method=method,
+            alpha=alpha,
+            n_bootstrap=n_bootstrap,
+            random_state=random_state,
+            n_jobs=n_jobs,
+        )
 
     def __getstate__(self):
         # scikit-learn stamps the pickles of its own estimators only (their

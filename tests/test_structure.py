@@ -20,10 +20,10 @@ LAYERS = [
     {"_estimators", "_scoring"},
     {"_base"},
     {"_blockwise", "_dask", "_stepwise", "_tree_start"},
-    {"_statistics", "_fused"},
+    {"_statistics", "_fused", "_inference"},
     {"_gating", "_experts", "_routing", "_init", "_split_merge"},
     {"_softmax", "_threads"},
-    {"_backend"},
+    {"_backend", "_summary"},
 ]
 STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
 
@@ -99,7 +99,9 @@ PUBLIC = [
     skmoe.MixtureOfExpertsRegressor,
     skmoe.MixtureOfExpertsClassifier,
     skmoe.GateTree,
+    skmoe.MixtureSummary,
     skmoe.bic_scorer,
+    skmoe.icl_scorer,
     skmoe.log_likelihood_scorer,
 ]
 
