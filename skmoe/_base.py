@@ -1172,16 +1172,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return run[:6]
 
     def _split_and_merge(self, run, designs, y_encoded, sample_weight, rs, init):
-        """Improve a converged run by split-and-merge EM (Ueda et al. 2000).
+        """Improve a run by split-and-merge EM (Ueda et al. 2000).
 
         ``run`` is ``(objectives, log_liks, converged, n_iter, gate, pool,
         resp)``. Up to ``split_merge`` moves of
         :func:`~skmoe._split_merge.ranked_candidates` are tried, best first:
         each starts a model from its responsibilities (:meth:`_start`, the
-        gate refitted to them) and runs EM to convergence; the first whose
-        objective exceeds the current one by more than ``tol`` is accepted,
-        and the moves are ranked afresh from it, until no move improves (at
-        most one accepted move per expert).
+        gate refitted to them) and runs EM (stopped early once hopeless,
+        :class:`~skmoe._split_merge.Trial`); the first whose objective
+        exceeds the current one by more than ``tol`` (and
+        ``_SPLIT_MERGE_TIE`` of it) is accepted, and the moves are ranked
+        afresh from it, until no move improves (at most one accepted move
+        per expert).
         Ueda's partial EM (the three moved experts alone first) is replaced
         by EM on all experts from the move's start, in which the experts
         that did not move start where they were. The history of an accepted
@@ -1245,7 +1247,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return objectives, log_liks, converged, n_iter, gate, pool, resp
 
     def _split_merge_moves(self, gate, pool, designs, y_encoded, sample_weight, resp):
-        """Return the split-and-merge moves of a converged model, best first.
+        """Return the split-and-merge moves of a fitted model, best first.
 
         A list of ``(move, start)``: a move of
         :func:`~skmoe._split_merge.ranked_candidates` and its start as NumPy
