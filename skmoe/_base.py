@@ -98,6 +98,11 @@ _INIT_GATE_MAX_ROWS = 50_000
 _SCREEN_CANDIDATES = 4
 _SCREEN_ITERATIONS = 10
 _SCREEN_ITERATIONS_CLASSIFIER = 30
+# A split-and-merge move is accepted only if it raises the objective by more
+# than tol and than this share of it: a real escape gains far more (0.1 to
+# 0.5 per row in benchmarks/README.md), and a move's run that ends on the
+# same optimum must not win by the last digits of a run cut short.
+_SPLIT_MERGE_TIE = 1e-6
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
 # can choose a poor one (measured: a 2-expert classifier started on 1,000
@@ -1219,16 +1224,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return run[:6]
 
     def _split_and_merge(self, run, designs, y_encoded, sample_weight, rs, init):
-        """Improve a converged run by split-and-merge EM (Ueda et al. 2000).
+        """Improve a run by split-and-merge EM (Ueda et al. 2000).
 
         ``run`` is ``(objectives, log_liks, converged, n_iter, gate, pool,
         resp)``. Up to ``split_merge`` moves of
         :func:`~skmoe._split_merge.ranked_candidates` are tried, best first:
         each starts a model from its responsibilities (:meth:`_start`, the
-        gate refitted to them) and runs EM to convergence; the first whose
-        objective exceeds the current one by more than ``tol`` is accepted,
-        and the moves are ranked afresh from it, until no move improves (at
-        most one accepted move per expert).
+        gate refitted to them) and runs EM (stopped early once hopeless,
+        :class:`~skmoe._split_merge.Trial`); the first whose objective
+        exceeds the current one by more than ``tol`` (and
+        ``_SPLIT_MERGE_TIE`` of it) is accepted, and the moves are ranked
+        afresh from it, until no move improves (at most one accepted move
+        per expert).
         Ueda's partial EM (the three moved experts alone first) is replaced
         by EM on all experts from the move's start, in which the experts
         that did not move start where they were. The history of an accepted
@@ -1270,8 +1277,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     max_iter=self.max_iter,
                     init=Trial(init, move, current, self.tol),
                 )
-                # A rise below tol is within EM's own convergence noise.
-                improved = trial[0][-1] > current + max(self.tol, 1e-12 * abs(current))
+                # A rise below tol is within EM's own convergence noise, one
+                # below _SPLIT_MERGE_TIE within that of a run cut short (tol=0
+                # or max_iter): a move back to the same optimum is no move.
+                margin = max(self.tol, _SPLIT_MERGE_TIE * abs(current))
+                improved = trial[0][-1] > current + margin
                 if self.verbose:
                     print(
                         f"Initialization {init}, split-and-merge {move}: "
@@ -1289,7 +1299,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return objectives, log_liks, converged, n_iter, gate, pool, resp
 
     def _split_merge_moves(self, gate, pool, designs, y_encoded, sample_weight, resp):
-        """Return the split-and-merge moves of a converged model, best first.
+        """Return the split-and-merge moves of a fitted model, best first.
 
         A list of ``(move, start)``: a move of
         :func:`~skmoe._split_merge.ranked_candidates` and its start as NumPy

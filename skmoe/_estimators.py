@@ -150,23 +150,24 @@ _SHARED_FIT_PARAMETERS = """
         screens its own candidates.
 
     split_merge : int, default=2
-        Number of split-and-merge moves tried after EM converges (Ueda,
-        Nakano, Ghahramani & Hinton 2000); 0 turns it off. A move merges
-        the two experts whose posteriors overlap most and splits the
-        expert that fits its rows worst (the largest mean negative
-        log-likelihood on them) along its residuals, into the freed
-        expert; with two experts, it splits both and swaps a half of each.
-        EM runs to convergence from every move's start, and the first move
-        that raises the penalised objective by more than ``tol`` is kept;
-        moves are then ranked again from the new model, until none of
+        Number of split-and-merge moves tried after EM (Ueda, Nakano,
+        Ghahramani & Hinton 2000); 0 turns it off. A move merges the two
+        experts whose posteriors overlap most and splits the expert that
+        fits its rows worst (the largest mean negative log-likelihood on
+        them) into the freed expert, its rows divided by the sign of its
+        residual; with two experts, it splits both and swaps a half of
+        each. EM runs from every move's start, and the first move that
+        raises the penalised objective by more than ``tol`` is kept; moves
+        are then ranked again from the new model, until none of
         ``split_merge`` moves improves (at most ``n_experts`` accepted
-        moves). The objective never decreases: a
-        move that does not raise it is thrown away. After an accepted
-        move, ``objective_history_`` continues with the accepted run's
-        iterations above the model it replaced, ``n_iter_`` counts the
-        iterations in the history and ``converged_`` is the last accepted
-        run's. Each move costs about one EM run (measured in
-        ``benchmarks/README.md``, "Split-and-merge"). Applied to every
+        moves). The objective never decreases: a move that does not raise
+        it is thrown away, its EM run stopped once it cannot (a fraction
+        of a fit; measured in ``benchmarks/README.md``,
+        "Split-and-merge": 1.8 times the fit time on a problem the start
+        already solves). After an accepted move, ``objective_history_``
+        continues with the accepted run's iterations above the model it
+        replaced, ``n_iter_`` counts the iterations in the history and
+        ``converged_`` is the last accepted run's. Applied to every
         initialisation (one that reached ``max_iter`` too; each move's run
         has ``max_iter`` iterations), not to a ``warm_start`` continuation
         (which continues the fitted model as it is). Ignored for dask

@@ -26,6 +26,10 @@ from skmoe._dask import gate_penalty_scale  # noqa: E402 (needs dask)
 
 RTOL = 1e-8
 
+# A dask fit runs no split-and-merge moves (split_merge is ignored there):
+# it equals the in-memory fit without them.
+NO_MOVES = {"split_merge": 0}
+
 
 @pytest.fixture(scope="module")
 def client():
@@ -144,7 +148,7 @@ def test_grid_search_runs_on_the_cluster(client, regression):
 def test_dask_array_fit_equals_the_in_memory_fit(client, regression, params):
     X, y = regression
     weight = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
-    params = {"random_state": 0, "max_iter": 8, **params}
+    params = {"random_state": 0, "max_iter": 8, **NO_MOVES, **params}
     local = _quiet_fit(MixtureOfExpertsRegressor(**params), X, y, sample_weight=weight)
     dX = da.from_array(X, chunks=(700, 2))
     dy = da.from_array(y, chunks=500)
@@ -196,7 +200,7 @@ def test_dask_array_fit_equals_the_in_memory_fit_classifier(client):
         n_samples=1500, n_features=3, n_experts=2, n_classes=3, random_state=0
     )
     labels = np.array(["a", "b", "c"])[y]
-    params = {"n_experts": 2, "random_state": 0, "max_iter": 4}
+    params = {"n_experts": 2, "random_state": 0, "max_iter": 4, **NO_MOVES}
     local = _quiet_fit(MixtureOfExpertsClassifier(**params), X, labels)
     remote = _quiet_fit(
         MixtureOfExpertsClassifier(**params),
@@ -219,7 +223,7 @@ def test_dask_array_fit_with_rescaled_weights_equals_the_in_memory_fit(
     """Dask weights are divided by their mean too (from the validation pass)."""
     X, y = regression
     weight = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
-    params = {"n_experts": 3, "random_state": 0, "max_iter": 8}
+    params = {"n_experts": 3, "random_state": 0, "max_iter": 8, **NO_MOVES}
     local = _quiet_fit(MixtureOfExpertsRegressor(**params), X, y, sample_weight=weight)
     remote = _quiet_fit(
         MixtureOfExpertsRegressor(**params),
@@ -234,7 +238,13 @@ def test_dask_array_fit_with_rescaled_weights_equals_the_in_memory_fit(
 def test_dask_array_hard_routing_trains_by_soft_em(client, regression):
     """On a dask array, hard routing's "auto" is soft EM (no refit), as in memory."""
     X, y = regression
-    params = {"n_experts": 3, "routing": "hard", "random_state": 0, "max_iter": 8}
+    params = {
+        "n_experts": 3,
+        "routing": "hard",
+        "random_state": 0,
+        "max_iter": 8,
+        **NO_MOVES,
+    }
     local = _quiet_fit(MixtureOfExpertsRegressor(train_routing="soft", **params), X, y)
     dX, dy = da.from_array(X, chunks=(700, 3)), da.from_array(y, chunks=700)
     remote = _quiet_fit(MixtureOfExpertsRegressor(**params), dX, dy)
@@ -276,7 +286,7 @@ def test_dask_array_generated_on_the_cluster(client):
     y = da.where(X[:, 0] > 0, 2.0 * X[:, 1], -X[:, 2]) + 0.1 * rng.normal(
         size=20_000, chunks=5_000
     )
-    params = {"n_experts": 2, "random_state": 0, "max_iter": 8}
+    params = {"n_experts": 2, "random_state": 0, "max_iter": 8, **NO_MOVES}
     remote = _quiet_fit(MixtureOfExpertsRegressor(**params), X, y)
     # Computed only now, for the reference fit in memory.
     X_local, y_local = X.compute(), y.compute()

@@ -116,7 +116,8 @@ def test_generic_experts_keep_the_pools_as_they_are(data, monkeypatch):
     seen = _record_threads_in(monkeypatch, BaseMixtureOfExperts, "_fit_once")
     outside = _blas_threads()
     _regressor(estimator=DecisionTreeRegressor(max_depth=2)).fit(X, y)
-    assert seen == [outside]
+    # Every EM run of the fit (the first, and split-and-merge moves').
+    assert seen and all(threads == outside for threads in seen)
 
 
 def test_results_do_not_depend_on_the_limit(data, monkeypatch):
@@ -187,7 +188,7 @@ def test_torch_threads_are_one_on_the_cpu_and_restored(data, monkeypatch):
     monkeypatch.setattr(BaseMixtureOfExperts, "_fit_once", recording)
     before = torch.get_num_threads()
     _regressor(backend="torch", device="cpu").fit(X, y)
-    assert seen == [1]
+    assert seen and all(threads == 1 for threads in seen)
     assert torch.get_num_threads() == before
 
 
