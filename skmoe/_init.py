@@ -148,8 +148,11 @@ def tree_leaf_labels(X, y, n_clusters, sample_weight, random_state):
         max_leaf_nodes=max(n_clusters, 2),
         random_state=random_state.randint(np.iinfo(np.int32).max),
     )
-    tree.fit(X, y, sample_weight=sample_weight)
-    _, labels = np.unique(tree.apply(X), return_inverse=True)
+    # Standardized: the tree works in float32, where inputs of 1e100 overflow
+    # (its splits do not depend on the scale of a column).
+    Z = _standardized(X, sample_weight)
+    tree.fit(Z, y, sample_weight=sample_weight)
+    _, labels = np.unique(tree.apply(Z), return_inverse=True)
     return labels % n_clusters
 
 

@@ -202,8 +202,14 @@ def test_about_one_pass_per_iteration(data, monkeypatch):
             return original(self, *args, **kwargs)
 
         monkeypatch.setattr(FusedRows, name, counted)
+    # One k-means start: the passes counted are those of one EM run.
     moe = _fit(
-        {"n_experts": 4}, X, y, sample_weight, fused=True, monkeypatch=monkeypatch
+        {"n_experts": 4, "init_params": "kmeans"},
+        X,
+        y,
+        sample_weight,
+        fused=True,
+        monkeypatch=monkeypatch,
     )
     # Every iteration scores its full gate step in one pass that is also the
     # next E-step. Only where the line search refuses a full step (early,
