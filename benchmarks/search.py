@@ -70,19 +70,35 @@ split_merge1,split_merge3 --save search_all.json
     python benchmarks/search.py --problems curves,classifier --seeds 3
 """
 
+import argparse
 import hashlib
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 from scipy.special import logsumexp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The new code is the repository's (the data are drawn with its
-# skmoe.datasets, in this process); the fits run in subprocesses.
-if REPO not in sys.path:
+# skmoe.datasets, in this process); the fits run in subprocesses, each with
+# PYTHONPATH set to the code it fits with (a worker imports skmoe from there
+# only).
+if "--worker" not in sys.argv and REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from _common import (  # noqa: E402
+    _source_digest,
+    describe_environment,
+    format_size,
+    markdown_table,
+    median,
+    thread_limit,
+    timed,
+)
 
 N_TEST = 20_000
 TOLERANCE = 1e-3  # "within 0.1% of the best objective known"
@@ -242,3 +258,400 @@ def make_problem(spec):
     if classifier:
         problem["truth_accuracy"] = float(np.mean(truth.predict(X_test) == y_test))
     return problem
+
+
+###############################################################################
+# Strategies: (code, parameters). "base" runs the base commit's checkout
+# (--base), "new" this repository's code.
+
+STRATEGIES = {
+    "today": ("base", {}),
+    "today_n_init10": ("base", {"n_init": 10}),
+    "today_random": ("base", {"init_params": "random"}),
+    # Many nearest-row starts on today's code: a best-known optimum for the
+    # small problems (one seed; --reference-problems).
+    "many_starts": ("base", {"init_params": "random", "n_init": 100}),
+    "default": ("new", {}),
+    "kmeans": ("new", {"init_params": "kmeans"}),
+    "screen": ("new", {"init_params": "screen"}),
+    "random": ("new", {"init_params": "random"}),
+    "random_from_data": ("new", {"init_params": "random_from_data"}),
+    "n_init10": ("new", {"n_init": 10}),
+    "split_merge0": ("new", {"split_merge": 0}),
+    "split_merge1": ("new", {"split_merge": 1}),
+    "split_merge3": ("new", {"split_merge": 3}),
+    "split_merge5": ("new", {"split_merge": 5}),
+}
+
+TODAY_STRATEGIES = "today,today_n_init10,today_random"
+
+
+def parse_custom(items):
+    """Parse ``NAME=JSON`` (new code) items into extra strategies."""
+    extra = {}
+    for item in items:
+        name, _, params = item.partition("=")
+        extra[name] = ("new", json.loads(params))
+    return extra
+
+
+###############################################################################
+# Worker: fits one strategy on one problem for some seeds, in its own process.
+
+
+def worker(job_path):
+    """Fit the job's strategy for each of its seeds; print the records as JSON.
+
+    Runs with ``PYTHONPATH`` set to the code under test; everything is
+    timed inside ``threadpool_limits(1)`` after an untimed warm-up fit.
+    """
+    import skmoe
+    from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+
+    with open(job_path) as file:
+        job = json.load(file)
+    data = np.load(job["data"])
+    X, y, X_test, y_test = (data[k] for k in ("X", "y", "X_test", "y_test"))
+    params = dict(job["params"])
+    if "hierarchy" in params:
+        params["hierarchy"] = tuple(params["hierarchy"])
+    Estimator = (
+        MixtureOfExpertsClassifier if job["classifier"] else MixtureOfExpertsRegressor
+    )
+    code = {
+        "skmoe": os.path.dirname(os.path.abspath(skmoe.__file__)),
+        "sources": _source_digest(),
+    }
+    unknown = sorted(set(params) - set(Estimator().get_params()))
+    reason = None
+    if unknown:
+        reason = f"no parameter {', '.join(unknown)}"
+    else:
+        try:
+            Estimator(**params)._validate_params()
+        except (TypeError, ValueError) as error:
+            reason = str(error).split("\n")[0]
+    if reason is not None:
+        print(json.dumps({"skipped": f"{code['skmoe']} refuses {params}: {reason}"}))
+        return
+    records = []
+    with thread_limit(1):
+        warm = slice(0, min(2000, X.shape[0]))
+        timed(Estimator(**params, max_iter=3, random_state=0).fit, X[warm], y[warm])
+        for seed in job["seeds"]:
+            model = Estimator(**params, random_state=seed)
+            wall, cpu, _ = timed(model.fit, X, y)
+            record = {
+                "seed": seed,
+                "cpu": cpu,
+                "wall": wall,
+                "objective": float(model.log_likelihood_),
+                "penalised_objective": float(model.objective_history_[-1]),
+                "n_iter": int(model.n_iter_),
+                "converged": bool(model.converged_),
+                "n_runs": len(model.log_likelihood_histories_),
+                "test_log_likelihood": float(
+                    np.mean(model.log_likelihood(X_test, y_test))
+                ),
+            }
+            if job["classifier"]:
+                record["accuracy"] = float(model.score(X_test, y_test))
+            records.append(record)
+            print(
+                f"  seed {seed}: objective {record['objective']:.5f}, test "
+                f"{record['test_log_likelihood']:.5f}, {cpu:.2f} s CPU",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(json.dumps({"code": code, "records": records}))
+
+
+def run_worker(problem, strategy, params, root, seeds, workdir):
+    """Run :func:`worker` with ``PYTHONPATH=root``; return its JSON answer."""
+    data = os.path.join(workdir, f"{problem['digest']}.npz")
+    if not os.path.exists(data):
+        np.savez(data, **{k: problem[k] for k in ("X", "y", "X_test", "y_test")})
+    job = os.path.join(workdir, "job.json")
+    with open(job, "w") as file:
+        json.dump(
+            {
+                "data": data,
+                "params": params,
+                "classifier": problem["classifier"],
+                "seeds": list(seeds),
+            },
+            file,
+        )
+    env = dict(os.environ, PYTHONPATH=root)
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", job],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+###############################################################################
+# Summary
+
+
+def _key(record):
+    return (record["problem"], record["digest"], record["strategy"], record["seed"])
+
+
+def best_known(problem, records):
+    """Return the best objective known for ``problem`` and where it is from."""
+    mine = [r for r in records if r["digest"] == problem["digest"]]
+    best, source = -np.inf, "none"
+    if mine:
+        top = max(mine, key=lambda r: r["objective"])
+        best, source = top["objective"], f"{top['strategy']}, seed {top['seed']}"
+    if problem["truth_train"] is not None and problem["truth_train"] > best:
+        best, source = problem["truth_train"], "truth"
+    return best, source
+
+
+def summarize(problem, strategy, records, today):
+    """Return one table row of ``strategy`` on ``problem``."""
+    best = problem["best"]
+    found = [abs(best - r["objective"]) <= TOLERANCE * abs(best) for r in records]
+    gaps = [
+        100
+        * (problem["truth_test"] - r["test_log_likelihood"])
+        / abs(problem["truth_test"])
+        for r in records
+    ]
+    ratios = [r["cpu"] / today[r["seed"]]["cpu"] for r in records if r["seed"] in today]
+    row = [
+        problem["name"],
+        format_size(problem["n_train"]),
+        strategy,
+        f"{sum(found)}/{len(found)}",
+        f"{np.mean([r['objective'] for r in records]):.4f}",
+        f"{np.mean(gaps):.2f}",
+        f"{np.max(gaps):.2f}",
+    ]
+    if problem["classifier"]:
+        points = [100 * (r["accuracy"] - problem["truth_accuracy"]) for r in records]
+        row.append(f"{np.mean(points):+.2f} ({np.min(points):+.2f})")
+    else:
+        row.append("")
+    row += [
+        f"{median([r['cpu'] for r in records]):.2f}",
+        f"{median(ratios):.2f}" if ratios else "n/a",
+    ]
+    return row
+
+
+def main(argv=None):
+    if argv is None and sys.argv[1:2] == ["--worker"]:
+        worker(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--problems",
+        default=DEFAULT_PROBLEMS,
+        help="comma-separated problems, each NAME or NAME@ROWS (e.g. tree44@2e4); "
+        f"known: {', '.join(PROBLEMS)}",
+    )
+    parser.add_argument(
+        "--strategies",
+        default=TODAY_STRATEGIES,
+        help=f"comma-separated strategies; known: {', '.join(STRATEGIES)}",
+    )
+    parser.add_argument(
+        "--custom",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an extra strategy on the new code, e.g. "
+        "'sm2={\"split_merge\": 2}' (add NAME to --strategies)",
+    )
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
+    parser.add_argument(
+        "--large-seeds",
+        type=int,
+        default=3,
+        help="seeds for problems of at least --large-size training rows",
+    )
+    parser.add_argument("--large-size", type=float, default=5e4)
+    parser.add_argument(
+        "--reference-problems",
+        default="curves",
+        help="problems on which 'many_starts' (today's code, 100 nearest-row "
+        "starts, seed 0) also runs, for the best-known objective",
+    )
+    parser.add_argument(
+        "--base",
+        default="/work/wt/base",
+        help="checkout of the base commit a8fb26a ('today')",
+    )
+    parser.add_argument(
+        "--load",
+        action="append",
+        default=[],
+        help="JSON results to reuse (repeatable); matching fits are not rerun",
+    )
+    parser.add_argument("--save", help="write every result (loaded ones too) here")
+    args = parser.parse_args(argv)
+    strategies = dict(STRATEGIES, **parse_custom(args.custom))
+    chosen = [s for s in args.strategies.split(",") if s]
+    for name in chosen:
+        if name not in strategies:
+            raise SystemExit(
+                f"unknown strategy {name!r}; known: {', '.join(strategies)}"
+            )
+    roots = {"base": os.path.abspath(args.base), "new": REPO}
+
+    records, origin = [], {}
+    for path in args.load:
+        with open(path) as file:
+            saved = json.load(file)
+        for record in saved["records"]:
+            record["loaded_from"] = path
+            records.append(record)
+        origin[path] = saved["meta"]
+    have = {_key(r) for r in records}
+
+    print(describe_environment(1))
+    print(f"- base ('today'): {roots['base']}; new: {REPO}")
+    for path, meta in origin.items():
+        print(f"- loaded {path}: {meta['date']}, `{meta['command']}`")
+    print()
+    skipped, problems = [], []
+    reference = set(args.reference_problems.split(","))
+    with tempfile.TemporaryDirectory() as workdir:
+        for spec in [p for p in args.problems.split(",") if p]:
+            problem = make_problem(spec)
+            problems.append(problem)
+            large = problem["n_train"] >= args.large_size
+            seeds = range(min(args.seeds, args.large_seeds) if large else args.seeds)
+            runs = [(s, seeds) for s in chosen]
+            if spec in reference:
+                runs.append(("many_starts", range(1)))
+            for name, strategy_seeds in runs:
+                code, params = strategies[name]
+                todo = [
+                    seed
+                    for seed in strategy_seeds
+                    if (problem["name"], problem["digest"], name, seed) not in have
+                ]
+                if not todo:
+                    continue
+                print(f"{problem['name']} / {name}: seeds {todo}", flush=True)
+                started = time.perf_counter()
+                answer = run_worker(
+                    problem,
+                    name,
+                    {**problem["params"], **params},
+                    roots[code],
+                    todo,
+                    workdir,
+                )
+                if "skipped" in answer:
+                    skipped.append(f"{problem['name']} / {name}: {answer['skipped']}")
+                    print(f"  skipped: {answer['skipped']}", flush=True)
+                    continue
+                for record in answer["records"]:
+                    record.update(
+                        problem=problem["name"],
+                        n_train=problem["n_train"],
+                        digest=problem["digest"],
+                        strategy=name,
+                        params=params,
+                        code=code,
+                        sources=answer["code"]["sources"],
+                    )
+                    records.append(record)
+                print(f"  {time.perf_counter() - started:.0f} s", flush=True)
+
+    if args.save:
+        meta = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "python " + " ".join(sys.argv),
+        }
+        clean = [{k: v for k, v in r.items() if k != "loaded_from"} for r in records]
+        with open(args.save, "w") as file:
+            json.dump({"meta": meta, "records": clean}, file, indent=1)
+        print(f"saved {len(clean)} results to {args.save}")
+
+    print()
+    reference_rows, rows = [], []
+    for problem in problems:
+        problem["best"], source = best_known(problem, records)
+        truth_train = problem["truth_train"]
+        reference_rows.append(
+            [
+                problem["name"],
+                format_size(problem["n_train"]),
+                problem["digest"],
+                f"{problem['best']:.5f}",
+                source,
+                "n/a" if truth_train is None else f"{truth_train:.5f}",
+                f"{problem['truth_test']:.5f}",
+                f"{100 * problem['truth_accuracy']:.2f}"
+                if problem["classifier"]
+                else "",
+            ]
+        )
+        mine = [r for r in records if r["digest"] == problem["digest"]]
+        today = {r["seed"]: r for r in mine if r["strategy"] == "today"}
+        for name in dict.fromkeys([*chosen, "many_starts"]):
+            these = sorted(
+                (r for r in mine if r["strategy"] == name), key=lambda r: r["seed"]
+            )
+            if these:
+                rows.append(summarize(problem, name, these, today))
+    print(
+        markdown_table(
+            [
+                "problem",
+                "n",
+                "data",
+                "best known objective",
+                "from",
+                "truth train",
+                "truth test",
+                "truth acc %",
+            ],
+            reference_rows,
+        )
+    )
+    print()
+    print(
+        markdown_table(
+            [
+                "problem",
+                "n",
+                "strategy",
+                "found",
+                "mean objective",
+                "test LL gap % (mean)",
+                "(worst)",
+                "acc - truth, points (worst)",
+                "CPU s (median)",
+                "time / today",
+            ],
+            rows,
+        )
+    )
+    print()
+    print(
+        "found: seeds within 0.1% of the best known objective (training "
+        "log-likelihood per row); test LL gap: (truth - fit) / |truth| of the "
+        "test log-likelihood per row; time / today: median over seeds of the "
+        "paired CPU-time ratio (one thread)."
+    )
+    loaded = sorted(
+        {(r["strategy"], r["loaded_from"]) for r in records if "loaded_from" in r}
+    )
+    for name, path in sorted(loaded):
+        print(f"- {name}: loaded from {path}, not rerun")
+    for line in skipped:
+        print(f"- skipped {line}")
+
+
+if __name__ == "__main__":
+    main()
