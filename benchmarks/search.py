@@ -457,6 +457,18 @@ def summarize(problem, strategy, records, today):
     return row
 
 
+def save(path, records):
+    """Write ``records`` (loaded ones too) and this run's command to ``path``."""
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python " + " ".join(sys.argv),
+    }
+    clean = [{k: v for k, v in r.items() if k != "loaded_from"} for r in records]
+    with open(path + ".tmp", "w") as file:
+        json.dump({"meta": meta, "records": clean}, file, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None):
     if argv is None and sys.argv[1:2] == ["--worker"]:
         worker(sys.argv[2])
@@ -578,16 +590,14 @@ def main(argv=None):
                     )
                     records.append(record)
                 print(f"  {time.perf_counter() - started:.0f} s", flush=True)
+                if args.save:
+                    # After every strategy: a long run stopped halfway
+                    # keeps what it measured.
+                    save(args.save, records)
 
     if args.save:
-        meta = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "command": "python " + " ".join(sys.argv),
-        }
-        clean = [{k: v for k, v in r.items() if k != "loaded_from"} for r in records]
-        with open(args.save, "w") as file:
-            json.dump({"meta": meta, "records": clean}, file, indent=1)
-        print(f"saved {len(clean)} results to {args.save}")
+        save(args.save, records)
+        print(f"saved {len(records)} results to {args.save}")
 
     print()
     reference_rows, rows = [], []
