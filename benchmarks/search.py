@@ -57,21 +57,25 @@ Measured per problem and strategy (paired by seed):
   and the median over seeds of the paired ratio to ``today`` on the same
   seed.
 
-Budget on this 2-core shared machine: the trees at 1e5 rows take ~X s per
-fit today, so the default run fits them with ``--large-seeds`` (3) seeds
-and adds the same trees at 2e4 rows with 10 seeds (``tree44@2e4``, ...).
+Budget: today's default costs ~11 CPU-minutes (one thread) for the whole
+suite at 10 seeds, with the trees at 1e5 rows ~23 s (4, 4), 14 s
+(2, 2, 2), 18 s (3, 3) per fit: 10 seeds of them alone would be ~9 min per
+strategy, so the default run fits them from ``--large-seeds`` (3) seeds
+and adds the same trees at 2e4 rows from 10 seeds (``tree44@2e4``, ...).
+Today plus two strategies of similar cost then take ~30 CPU-minutes.
+``n_init=10`` costs 10x: run it with ``--seeds 3`` on the smaller problems.
 
-JSON results (``--save``, ``--load``) let the slow ``today`` fits be
-computed once: a loaded result is reused when its problem, size, data
-digest, strategy and seed match, and the output says which results came
-from which file. Run from the repository root::
+JSON results (``--save``, written after every strategy; ``--load``,
+repeatable) let the slow ``today`` fits be computed once: a loaded result
+is reused when its problem, data digest, strategy and seed match, and the
+output says which results came from which file. Run from the repository
+root::
 
-    python benchmarks/search.py --strategies today,today_n_init10,today_random \\
-        --save benchmarks/results/search_today.json
-    python benchmarks/search.py --load benchmarks/results/search_today.json \\
-        --strategies today,default,screen,random,random_from_data,n_init10,\\
-split_merge1,split_merge3 --save search_all.json
-    python benchmarks/search.py --problems curves,classifier --seeds 3
+    python benchmarks/search.py --strategies today --save today.json
+    python benchmarks/search.py --load benchmarks/search_today.json \\
+        --strategies today,default,screen --save search_new.json
+    python benchmarks/search.py --problems curves,classifier --seeds 3 \\
+        --strategies today,default
 """
 
 import argparse
@@ -445,11 +449,16 @@ def summarize(problem, strategy, records, today):
         f"{np.mean(gaps):.2f}",
         f"{np.max(gaps):.2f}",
     ]
-    if problem["classifier"]:
-        points = [100 * (r["accuracy"] - problem["truth_accuracy"]) for r in records]
+    # Results recovered from a log may lack the accuracy.
+    points = [
+        100 * (r["accuracy"] - problem["truth_accuracy"])
+        for r in records
+        if r.get("accuracy") is not None
+    ]
+    if points:
         row.append(f"{np.mean(points):+.2f} ({np.min(points):+.2f})")
     else:
-        row.append("")
+        row.append("n/a" if problem["classifier"] else "")
     row += [
         f"{median([r['cpu'] for r in records]):.2f}",
         f"{median(ratios):.2f}" if ratios else "n/a",
