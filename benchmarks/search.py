@@ -528,6 +528,11 @@ def main(argv=None):
         help="JSON results to reuse (repeatable); matching fits are not rerun",
     )
     parser.add_argument("--save", help="write every result (loaded ones too) here")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="fit nothing: tabulate the loaded results only",
+    )
     args = parser.parse_args(argv)
     strategies = dict(STRATEGIES, **parse_custom(args.custom))
     chosen = [s for s in args.strategies.split(",") if s]
@@ -571,7 +576,7 @@ def main(argv=None):
                     for seed in strategy_seeds
                     if (problem["name"], problem["digest"], name, seed) not in have
                 ]
-                if not todo:
+                if not todo or args.report_only:
                     continue
                 print(f"{problem['name']} / {name}: seeds {todo}", flush=True)
                 started = time.perf_counter()
