@@ -57,11 +57,11 @@ Measured per problem and strategy (paired by seed):
   and the median over seeds of the paired ratio to ``today`` on the same
   seed.
 
-Budget: today's default costs ~11 CPU-minutes (one thread) for the whole
-suite at 10 seeds, with the trees at 1e5 rows ~23 s (4, 4), 14 s
-(2, 2, 2), 18 s (3, 3) per fit: 10 seeds of them alone would be ~9 min per
-strategy, so the default run fits them from ``--large-seeds`` (3) seeds
-and adds the same trees at 2e4 rows from 10 seeds (``tree44@2e4``, ...).
+Budget: today's default costs ~10.5 CPU-minutes (one thread) for the
+whole suite, with the trees at 1e5 rows ~23 s (4, 4), 12 s (2, 2, 2), 13 s
+(3, 3) per fit: 10 seeds of them alone would be ~8 min per strategy, so
+the default run fits them from ``--large-seeds`` (3) seeds and adds the
+same trees at 2e4 rows from 10 seeds (``tree44@2e4``, ...).
 Today plus two strategies of similar cost then take ~30 CPU-minutes.
 ``n_init=10`` costs 10x: run it with ``--seeds 3`` on the smaller problems.
 
