@@ -374,7 +374,12 @@ def test_a_kept_pruned_expert_warns_once_at_the_users_line(monkeypatch, recwarn)
     X, y = make_moe_regression(n_samples=40, n_features=2, n_experts=2, random_state=0)
     events = _record_pruning(monkeypatch)
     moe = MixtureOfExpertsRegressor(
-        hierarchy=(2, 2), n_init=3, max_iter=30, random_state=0
+        hierarchy=(2, 2),
+        n_init=3,
+        init_params="random_from_data",
+        split_merge=0,
+        max_iter=30,
+        random_state=0,
     )
     moe.fit(X, y)
     assert sum(events) > 1, "several runs of this fit should prune"
@@ -419,9 +424,11 @@ def test_topk_default_continues_a_soft_fit(moe_classification):
     """
     X, y, _ = moe_classification
     auto = MixtureOfExpertsClassifier(
-        n_experts=3, routing="topk", top_k=2, random_state=0
+        n_experts=3, routing="topk", top_k=2, split_merge=0, random_state=0
     ).fit(X, y)
-    continued = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(X, y)
+    continued = MixtureOfExpertsClassifier(
+        n_experts=3, split_merge=0, random_state=0
+    ).fit(X, y)
     continued.set_params(routing="topk", top_k=2, train_routing="em", warm_start=True)
     continued.fit(X, y)
     np.testing.assert_allclose(
