@@ -681,7 +681,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         each placement gets a short EM run, and the best is returned, run
         to convergence (:func:`~skmoe._tree_start.tree_start`). EM keeps
         the placement it starts from, so it is chosen with care (DESIGN.md
-        §2, "restarts over pairings").
+        §2, "restarts over pairings"). Where routed EM starts from a soft
+        fit (top-k's ``train_routing="auto"``), the start's EM runs are
+        soft and a flat start is fitted by soft EM (:meth:`_soft_start`).
         """
         # The start is computed on the CPU with NumPy (k-means), whatever
         # the backend, and its result moved to the fit's device.
