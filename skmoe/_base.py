@@ -1506,8 +1506,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self.routing if self._resolved_train_routing() == "em" else "soft"
 
     def _starts_soft(self):
-        """Return whether routed EM starts from a soft fit (top-k's "auto")."""
-        return self.routing == "topk" and self.train_routing == "auto"
+        """Return whether routed EM starts from a soft fit (top-k's "auto").
+
+        Not when ``top_k`` keeps every expert: truncated EM is soft EM then,
+        and its fit stays the soft mixture's.
+        """
+        return (
+            self.routing == "topk"
+            and self.train_routing == "auto"
+            and self.top_k < math.prod(self._resolve_hierarchy())
+        )
 
     def _start_routing(self):
         """Return the E-step routing of the start's EM runs.
