@@ -775,7 +775,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         each placement gets a short EM run, and the best is returned, run
         to convergence (:func:`~skmoe._tree_start.tree_start`). EM keeps
         the placement it starts from, so it is chosen with care (DESIGN.md
-        §2, "restarts over pairings").
+        §2, "restarts over pairings"). Where routed EM starts from a soft
+        fit (top-k's ``train_routing="auto"``), the start's EM runs are
+        soft and a flat start is fitted by soft EM (:meth:`_soft_start`).
         """
         # The start is computed on the CPU with NumPy (k-means), whatever
         # the backend, and its result moved to the fit's device.
@@ -1761,8 +1763,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return self.routing if self._resolved_train_routing() == "em" else "soft"
 
     def _starts_soft(self):
-        """Return whether routed EM starts from a soft fit (top-k's "auto")."""
-        return self.routing == "topk" and self.train_routing == "auto"
+        """Return whether routed EM starts from a soft fit (top-k's "auto").
+
+        Not when ``top_k`` keeps every expert: truncated EM is soft EM then,
+        and its fit stays the soft mixture's.
+        """
+        return (
+            self.routing == "topk"
+            and self.train_routing == "auto"
+            and self.top_k < math.prod(self._resolve_hierarchy())
+        )
 
     def _start_routing(self):
         """Return the E-step routing of the start's EM runs.

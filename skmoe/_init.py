@@ -375,9 +375,14 @@ def group_clusters(
     the pairing it starts from (DESIGN.md §2; measured here: test RMSE 1.32x
     the truth's from the wrong pairing, 1.002x from the right one). The
     partitions of the clusters into the root's children are ranked by how
-    well a linear gate separates them (all scored when there are few, a
-    random sample otherwise); the best ``n_candidates`` are completed level
-    by level with the best-separated partition below each node.
+    well a linear gate separates them: all scored when there are at most
+    ``_MAX_PARTITIONS``; otherwise (16 clusters into 4 groups of 4 have
+    2,627,625) the partitions found by :func:`_searched_partitions`, which
+    groups the clusters' mean gate features and improves the groupings by
+    swaps (a random sample of 64, scored before, never held the right
+    grouping of a (4, 4) tree: benchmarks/README.md, "Trees"). The best
+    ``n_candidates`` are completed level by level with the best-separated
+    partition below each node.
 
     Parameters
     ----------
@@ -428,22 +433,24 @@ def group_clusters(
         return sums / np.maximum(mass, np.finfo(np.float64).tiny)[:, None]
 
     def search_score(groups):
-        rows = search_rows()
+        rows_Xa, rows_labels, rows_weight = search_data()
         return _gate_separability(
-            take(Xa, rows, axis=0) if rows is not None else Xa,
-            labels if rows is None else labels[rows],
-            groups,
-            sample_weight if rows is None else take(sample_weight, rows, axis=0),
-            alpha if rows is None else alpha * len(rows) / labels.shape[0],
+            rows_Xa, rows_labels, groups, rows_weight, search_alpha()
         )
 
     @functools.cache
-    def search_rows():
+    def search_data():
+        # The search's rows: at most _GROUPING_SEARCH_ROWS, drawn once.
         if labels.shape[0] <= _GROUPING_SEARCH_ROWS:
-            return None
-        return np.sort(
+            return Xa, labels, sample_weight
+        rows = np.sort(
             random_state.choice(labels.shape[0], _GROUPING_SEARCH_ROWS, replace=False)
         )
+        return take(Xa, rows, axis=0), labels[rows], take(sample_weight, rows, axis=0)
+
+    def search_alpha():
+        # The penalty scaled to the rows scored, as _start_rows does.
+        return alpha * min(1.0, _GROUPING_SEARCH_ROWS / labels.shape[0])
 
     def place(clusters, level, partition=None):
         if level == len(hierarchy) - 1:

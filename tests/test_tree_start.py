@@ -90,3 +90,22 @@ def test_tree_start_is_reproducible(params):
         np.testing.assert_array_equal(coef_a, coef_b)
     np.testing.assert_array_equal(a.objective_history_, b.objective_history_)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_grouping_search_tolerates_clusters_without_rows():
+    """Flat experts that win no row (their centroid undefined) still get a leaf."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    labels = np.where(X[:, 0] > 0, 0, 5)  # 14 of 16 clusters hold no row
+    placements = group_clusters(
+        labels,
+        add_intercept(X),
+        (4, 4),
+        np.ones(300),
+        np.random.RandomState(0),
+        alpha=1.0,
+        n_candidates=3,
+    )
+    assert len(placements) == 3
+    for cluster_to_leaf in placements:
+        assert sorted(cluster_to_leaf) == list(range(16))
