@@ -55,7 +55,7 @@ from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree, penalty_scale
-from skmoe._inference import posterior_entropy, summarize
+from skmoe._inference import information_criteria, posterior_entropy, summarize
 from skmoe._init import (
     restart_kind,
     screen_kinds,
@@ -1942,17 +1942,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         if is_dask_array(X):
             return self._map_dask("log_likelihood", X, y)
+        Xb, y_encoded = self._validate_X_targets(X, y)
+        log_lik = self._log_likelihood(self.gate_, self._expert_pool, Xb, y_encoded)
+        return as_input_kind(log_lik, X)
+
+    def _validate_X_targets(self, X, y):
+        """Return checked ``X`` and encoded ``y``, on ``X``'s device."""
         Xb, y = self._validate_X(X, y)
         y_encoded = self._encode_targets(y, reset=False)
         if not isinstance(Xb, np.ndarray):
             y_encoded = self._target_like(y_encoded, Xb)
-        log_lik = self._log_likelihood(self.gate_, self._expert_pool, Xb, y_encoded)
-        return as_input_kind(log_lik, X)
+        return Xb, y_encoded
+
+    def _routed_log_joint_of(self, gate, pool, X, y_encoded):
+        """Return the routed log gate plus the experts' log-likelihoods."""
+        log_gate, log_expert = self._log_joint(gate, pool, X, y_encoded)
+        return self._route(log_gate) + log_expert
 
     def _log_likelihood(self, gate, pool, X, y_encoded):
         """Return the model's per-sample log-likelihood (routed gate)."""
-        log_gate, log_expert = self._log_joint(gate, pool, X, y_encoded)
-        return logsumexp(self._route(log_gate) + log_expert, axis=1)
+        log_joint = self._routed_log_joint_of(gate, pool, X, y_encoded)
+        return logsumexp(log_joint, axis=1)
 
     def _n_parameters(self):
         return self.gate_.n_parameters + self._expert_pool.n_parameters
@@ -1973,8 +1983,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         bic : float
         """
-        log_lik = self.log_likelihood(X, y)
-        return float(-2.0 * log_lik.sum() + self._n_parameters() * np.log(len(log_lik)))
+        return self._criteria(self.log_likelihood(X, y))["bic"]
 
     def aic(self, X, y):
         """Return the Akaike information criterion on ``(X, y)``.
@@ -1990,8 +1999,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         aic : float
         """
-        log_lik = self.log_likelihood(X, y)
-        return float(-2.0 * log_lik.sum() + 2.0 * self._n_parameters())
+        return self._criteria(self.log_likelihood(X, y))["aic"]
 
     def icl(self, X, y):
         """Return the integrated completed likelihood criterion on ``(X, y)``.
@@ -2011,19 +2019,24 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         -------
         icl : float
         """
-        entropy = posterior_entropy(self._routed_log_joint(X, y))
-        return self.bic(X, y) + 2.0 * entropy
+        # One pass gives both the likelihood and the posterior.
+        log_joint = self._routed_log_joint(X, y)
+        log_lik = logsumexp(log_joint, axis=1)
+        return self._criteria(log_lik, posterior_entropy(log_joint))["icl"]
+
+    def _criteria(self, log_lik, entropy=0.0):
+        """Return AIC, BIC and ICL from per-row log-likelihoods (floats)."""
+        criteria = information_criteria(
+            float(log_lik.sum()), self._n_parameters(), len(log_lik), entropy
+        )
+        return {name: float(value) for name, value in criteria.items()}
 
     def _routed_log_joint(self, X, y):
         """Return the routed log gate plus the experts' log-likelihoods (NumPy)."""
-        Xb, y = self._validate_X(X, y)
-        y_encoded = self._encode_targets(y, reset=False)
-        if not isinstance(Xb, np.ndarray):
-            y_encoded = self._target_like(y_encoded, Xb)
-        log_gate, log_expert = self._log_joint(
-            self.gate_, self._expert_pool, Xb, y_encoded
+        Xb, y_encoded = self._validate_X_targets(X, y)
+        return to_numpy(
+            self._routed_log_joint_of(self.gate_, self._expert_pool, Xb, y_encoded)
         )
-        return to_numpy(self._route(log_gate) + log_expert)
 
     @limits_threads
     def summary(

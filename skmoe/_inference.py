@@ -74,6 +74,7 @@ __all__ = [
     "align_to_reference",
     "free_softmax",
     "full_softmax",
+    "information_criteria",
     "information_penalty",
     "mixture_derivatives",
     "mixture_log_likelihood_rows",
@@ -555,6 +556,32 @@ def robust_covariance(information_inverse, scores, sample_weight):
     return 0.5 * (covariance + covariance.T)
 
 
+def information_criteria(log_likelihood, n_parameters, n_samples, entropy):
+    """Return the AIC, BIC and ICL of a model (lower is better).
+
+    Parameters
+    ----------
+    log_likelihood : float
+        The (weighted) sum of the rows' log-likelihoods.
+    n_parameters : int
+    n_samples : float
+        The number of rows (the sum of frequency weights).
+    entropy : float
+        :func:`posterior_entropy` of the same rows.
+
+    Returns
+    -------
+    criteria : dict
+        ``"aic"``, ``"bic"`` and ``"icl"`` (the BIC plus twice the entropy).
+    """
+    bic = -2.0 * log_likelihood + n_parameters * np.log(n_samples)
+    return {
+        "aic": -2.0 * log_likelihood + 2.0 * n_parameters,
+        "bic": bic,
+        "icl": bic + 2.0 * entropy,
+    }
+
+
 def posterior_entropy(log_joint, sample_weight=None):
     """Return ``-sum_i w_i sum_k r_ik log r_ik``, the posterior's entropy.
 
@@ -754,15 +781,18 @@ def parameter_labels(model, layout, feature_names):
     return blocks, terms
 
 
+def _variance_prior(model, layout):
+    """Return the Gaussian experts' variance prior as keyword options."""
+    if layout.kind != "gaussian":
+        return {}
+    pool = model._expert_pool
+    return {"reg_variance": pool.reg_variance, "prior_variance": pool.prior_variance}
+
+
 def model_penalty(model, layout, theta, weight_scale):
     """Return :func:`information_penalty` with the model's penalties."""
     pool = model._expert_pool
-    options = {}
-    if layout.kind == "gaussian":
-        options = {
-            "reg_variance": pool.reg_variance,
-            "prior_variance": pool.prior_variance,
-        }
+    options = _variance_prior(model, layout)
     return information_penalty(
         layout,
         theta,
@@ -851,13 +881,7 @@ _MAX_NEWTON_STEP_IN_SE = 0.1
 
 def _warn_unconverged(model, layout, theta, scores, w, information, inverse):
     """Warn when the fitted parameters are measurably short of the maximum."""
-    pool = model._expert_pool
-    options = {}
-    if layout.kind == "gaussian":
-        options = {
-            "reg_variance": pool.reg_variance,
-            "prior_variance": pool.prior_variance,
-        }
+    options = _variance_prior(model, layout)
     weight_scale = float(np.mean(w))
     penalty = model_penalty(model, layout, theta, weight_scale)
     gradient = w @ scores - penalty_gradient(
@@ -951,12 +975,14 @@ def summarize(
     scores, hessian, posterior = mixture_derivatives(layout, theta, Xg, Xe, y_enc, w)
     log_likelihood = float(w @ logsumexp(log_joint, axis=1))
     n_samples, n_parameters = float(w.sum()), layout.size
-    bic = -2.0 * log_likelihood + n_parameters * np.log(n_samples)
     statistics = {
         "log_likelihood": log_likelihood,
-        "aic": -2.0 * log_likelihood + 2.0 * n_parameters,
-        "bic": bic,
-        "icl": bic + 2.0 * posterior_entropy(log_joint, w),
+        **information_criteria(
+            log_likelihood,
+            n_parameters,
+            n_samples,
+            posterior_entropy(log_joint, w),
+        ),
         "n_samples": n_samples,
         "n_parameters": n_parameters,
     }
