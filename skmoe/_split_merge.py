@@ -33,6 +33,10 @@ _MIN_SPLIT_MASS = 4.0
 # A move's EM run is stopped as hopeless only once its objective rises by
 # less than this many times tol per iteration (see Trial).
 _HOPELESS_TOL_FACTOR = 10.0
+# An entry of a split's axis counts as non-zero above this fraction of its
+# largest entry: far above eigh's rounding (~1e-16), far below any real
+# direction's weight.
+_AXIS_ENTRY = 1e-6
 
 # ---------------------------------------------------------------------------
 # Criteria
@@ -256,10 +260,14 @@ def split_sides(residual, weights):
         axis = np.ones(1)
     else:
         covariance = (centred * weights[:, None]).T @ centred / total
-        # The eigenvector's sign is arbitrary; its largest entry is made
-        # positive so that the sides do not depend on the solver.
+        # The eigenvector's sign is arbitrary; its first clearly non-zero
+        # entry is made positive so that the sides depend neither on the
+        # solver nor on rounding. (Not its largest entry: with two classes
+        # the axis is (1, -1) / sqrt(2), whose largest entry is a tie that
+        # rounding decides.)
         axis = np.linalg.eigh(covariance)[1][:, -1]
-        axis = axis * np.sign(axis[np.argmax(np.abs(axis))])
+        leading = np.flatnonzero(np.abs(axis) > _AXIS_ENTRY * np.abs(axis).max())[0]
+        axis = axis * np.sign(axis[leading])
     return centred @ axis > 0
 
 

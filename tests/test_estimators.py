@@ -201,7 +201,12 @@ def test_hard_routing_is_calibrated_without_mixture_structure():
     soft = test_log_loss()
     # The benchmark's target: within 10% of the soft mixture.
     assert test_log_loss(routing="hard") <= 1.1 * soft
-    assert test_log_loss(routing="hard", train_routing="em") > 2.0 * soft
+    # From the k-means start without moves, classification EM ends with
+    # pure experts (the better starts of the default only hide it here).
+    cem = test_log_loss(
+        routing="hard", train_routing="em", init_params="kmeans", split_merge=0
+    )
+    assert cem > 2.0 * soft
 
 
 def test_train_routing_refit_needs_the_rows_in_memory(moe_regression):
@@ -488,7 +493,16 @@ def test_float32_runs_in_float32_and_tracks_float64(
     rounding, bounded by ``float32_tolerance`` (conftest).
     """
     X, y, _ = moe_regression
-    params = {"hierarchy": hierarchy, "random_state": 0, "tol": 0.0, "max_iter": 30}
+    # One EM run from one start: the default's screen and moves compare
+    # objectives, and float32 rounding may tip a near tie between them.
+    params = {
+        "hierarchy": hierarchy,
+        "init_params": "kmeans",
+        "split_merge": 0,
+        "random_state": 0,
+        "tol": 0.0,
+        "max_iter": 30,
+    }
     X32, y32 = X.astype(np.float32), y.astype(np.float32)
     with pytest.warns(ConvergenceWarning):
         moe = MixtureOfExpertsRegressor(**params).fit(X32, y32)

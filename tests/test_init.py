@@ -71,7 +71,7 @@ def test_kmeans_restarts_explore_the_crossing_curves():
     """
     X, y = crossing_curves()
     moe = MixtureOfExpertsRegressor(
-        n_experts=2, init_params="kmeans", n_init=10, random_state=0
+        n_experts=2, init_params="kmeans", n_init=10, split_merge=0, random_state=0
     ).fit(X, y)
     finals = np.array([h[-1] for h in moe.log_likelihood_histories_])
     assert len(np.unique(np.round(finals, 3))) >= 3
@@ -130,7 +130,12 @@ def test_screening_continues_the_best_candidate(Estimator, data, request, monkey
 def test_verbose_names_the_start_of_every_restart(moe_regression, capsys):
     X, y, _ = moe_regression
     moe = MixtureOfExpertsRegressor(
-        n_experts=3, init_params="screen", n_init=2, verbose=1, random_state=0
+        n_experts=3,
+        init_params="screen",
+        n_init=2,
+        split_merge=0,
+        verbose=1,
+        random_state=0,
     ).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3

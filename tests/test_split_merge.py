@@ -129,6 +129,23 @@ def test_split_sides_of_a_classifier_follow_the_principal_axis():
     assert sides[0] == sides[1] != sides[2] == sides[3]
 
 
+def test_split_sides_of_two_classes_do_not_depend_on_rounding():
+    """With two classes the axis is (1, -1) / sqrt(2): its sign is fixed by
+    its first entry, not by which of two equal entries rounding makes larger
+    (the classifier's fit then changed with the units of X)."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=50)
+    residual = np.column_stack([p, 1.0 - p]) - np.eye(2)[rng.integers(0, 2, 50)]
+    weights = rng.uniform(size=50)
+    sides = split_sides(residual, weights)
+    assert 0 < sides.sum() < 50
+    for ulps in (-2, 2):
+        nudged = residual * (1.0 + ulps * np.finfo(float).eps * np.array([1.0, 0.0]))
+        np.testing.assert_array_equal(split_sides(nudged, weights), sides)
+    # The positive side holds the rows whose first class is under-predicted.
+    assert np.all(residual[sides, 0] > residual[~sides, 0].max())
+
+
 def test_candidate_responsibilities_merge_split_and_exchange():
     rng = np.random.default_rng(0)
     resp = rng.dirichlet(np.ones(4), size=20)
@@ -192,9 +209,13 @@ def test_a_trial_is_hopeless_only_near_convergence_and_below_its_target():
 
 def test_split_and_merge_escapes_the_crossing_basin(assert_never_decreases):
     X, y = crossing_curves(0)
-    plain = MixtureOfExpertsRegressor(n_experts=2, split_merge=0, random_state=0)
+    plain = MixtureOfExpertsRegressor(
+        init_params="kmeans", n_experts=2, split_merge=0, random_state=0
+    )
     plain.fit(X, y)
-    moved = MixtureOfExpertsRegressor(n_experts=2, split_merge=1, random_state=0)
+    moved = MixtureOfExpertsRegressor(
+        init_params="kmeans", n_experts=2, split_merge=1, random_state=0
+    )
     moved.fit(X, y)
     # The k-means start ends with each expert on one side of the crossing
     # (mean log-likelihood -3.64); exchanging the experts' halves above
@@ -215,9 +236,13 @@ def test_merge_split_escapes_a_crowded_basin(assert_never_decreases):
     # on one true expert and one expert on two (objective -2.12); merging
     # the first two and splitting the third finds the truth's optimum.
     X, y = make_moe_regression(2000, n_features=10, n_experts=4, random_state=4)
-    plain = MixtureOfExpertsRegressor(n_experts=4, split_merge=0, random_state=4)
+    plain = MixtureOfExpertsRegressor(
+        init_params="kmeans", n_experts=4, split_merge=0, random_state=4
+    )
     plain.fit(X, y)
-    moved = MixtureOfExpertsRegressor(n_experts=4, split_merge=1, random_state=4)
+    moved = MixtureOfExpertsRegressor(
+        init_params="kmeans", n_experts=4, split_merge=1, random_state=4
+    )
     moved.fit(X, y)
     assert moved.objective_history_[-1] > plain.objective_history_[-1] + 0.5
     assert_never_decreases(moved.objective_history_)
@@ -226,7 +251,12 @@ def test_merge_split_escapes_a_crowded_basin(assert_never_decreases):
 def test_a_warm_start_continues_without_moves(capsys):
     X, y = crossing_curves(0)
     model = MixtureOfExpertsRegressor(
-        n_experts=2, split_merge=1, warm_start=True, verbose=1, random_state=0
+        init_params="kmeans",
+        n_experts=2,
+        split_merge=1,
+        warm_start=True,
+        verbose=1,
+        random_state=0,
     ).fit(X, y)
     assert "accepted" in capsys.readouterr().out
     model.fit(X, y)
@@ -302,7 +332,7 @@ def test_split_merge_is_validated(value):
 def test_split_and_merge_prints_its_moves(capsys):
     X, y = crossing_curves(0)
     MixtureOfExpertsRegressor(
-        n_experts=2, split_merge=1, verbose=1, random_state=0
+        init_params="kmeans", n_experts=2, split_merge=1, verbose=1, random_state=0
     ).fit(X, y)
     out = capsys.readouterr().out
     assert "split-and-merge ('exchange', 0, 1)" in out and "accepted" in out
