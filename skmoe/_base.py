@@ -53,6 +53,7 @@ from skmoe._backend import (
 )
 from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
+from skmoe._engine import EMRun
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree, penalty_scale
 from skmoe._inference import information_criteria, posterior_entropy, summarize
@@ -671,7 +672,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 sample_weight,
                 max_iter=n_iter,
                 routing=self._start_routing(),
-            )[0][-1]
+            ).objectives[-1]
             # The first of equal objectives, as fit keeps among restarts.
             if best is None or objective > best[0]:
                 best = (objective, gate, pool, kind)
@@ -883,7 +884,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         init=None,
         routing=None,
     ):
-        """Run EM from a start; return its history and convergence.
+        """Run EM from a start; return its :class:`~skmoe._engine.EMRun`.
 
         ``init`` numbers the initialisation in verbose output; None marks a
         run of the start. ``routing`` is the E-step's (None:
@@ -896,7 +897,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             history = blockwise_em(
                 self, gate, pool, rows, max_iter=max_iter, init=init, routing=routing
             )
-            return *history, rows.responsibilities()
+            return EMRun(*history, gate, pool, rows.responsibilities())
         level_log_probas = gate.level_log_probas(
             designs.source, design=self._gate_design(gate, designs)
         )
@@ -924,7 +925,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             ):
                 converged = True
                 break
-        return objectives, log_liks, converged, n_iter, resp
+        return EMRun(objectives, log_liks, converged, n_iter, gate, pool, resp)
 
     def _record_iteration(self, objectives, log_liks, objective, log_lik, n_iter, init):
         """Append an iteration to the history, print it; return if EM converged.
@@ -1087,9 +1088,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 ),
                 strict=True,
             )
-        if device is not None and runs[0][-1].runs_on_host:
+        if device is not None and runs[0].pool.runs_on_host:
             warnings.warn(
-                f"{type(runs[0][-1].estimators[0]).__name__} experts "
+                f"{type(runs[0].pool.estimators[0]).__name__} experts "
                 "are generic scikit-learn estimators: they are fitted on the "
                 "CPU with NumPy whatever the backend, so every EM iteration "
                 f"copies their weights and outputs between {device} and "
@@ -1099,8 +1100,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 UserWarning,
                 stacklevel=_user_stacklevel(),
             )
-        histories = [np.asarray(run[1]) for run in runs]
-        kept = max(range(len(runs)), key=lambda i: runs[i][0][-1])
+        histories = [np.asarray(run.log_likelihoods) for run in runs]
+        kept = max(range(len(runs)), key=lambda i: runs[i].objectives[-1])
 
         def routed_log_likelihood(gate, pool):
             log_lik = self._log_likelihood(gate, pool, X, y_encoded)
@@ -1176,7 +1177,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self.verbose:
             print(
                 f"Fit done: kept initialization {kept} of {len(runs)}, "
-                f"objective {runs[kept][0][-1]:.6f}, {runs[kept][3]} "
+                f"objective {runs[kept].objectives[-1]:.6f}, {runs[kept].n_iter} "
                 f"iterations, {time.perf_counter() - started:.2f} s"
             )
 
@@ -1196,9 +1197,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _run_em(
         self, gate, pool, designs, y_encoded, sample_weight, init, random_state
     ):
-        """Run EM from a start; return its history, convergence and model.
+        """Run EM from a start; return its :class:`~skmoe._engine.EMRun`.
 
-        The tuple is ``(objectives, log_liks, converged, n_iter, gate, pool)``.
         The run is then improved by split-and-merge EM (``split_merge``),
         its moves' starts seeded by ``random_state``; None (a warm-start
         continuation, which continues the fitted model as it is) runs EM
@@ -1213,7 +1213,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             max_iter=self.max_iter,
             init=init,
         )
-        run = (*run[:4], gate, pool, run[4])
         # A run that reached max_iter is moved too: on a 3-class classifier
         # (20,000 rows, 4 experts) EM stopped at 100 iterations at -0.563,
         # a move reached -0.454 (the truth: -0.452), not by more iterations.
@@ -1221,15 +1220,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             run = self._split_and_merge(
                 run, designs, y_encoded, sample_weight, random_state, init
             )
-        gate, pool = run[4], run[5]
+        gate, pool = run.gate, run.pool
         self._refit_to_routing(gate, pool, designs, y_encoded, sample_weight)
-        return run[:6]
+        return run
 
     def _split_and_merge(self, run, designs, y_encoded, sample_weight, rs, init):
         """Improve a run by split-and-merge EM (Ueda et al. 2000).
 
-        ``run`` is ``(objectives, log_liks, converged, n_iter, gate, pool,
-        resp)``. Up to ``split_merge`` moves of
+        ``run`` is an :class:`~skmoe._engine.EMRun`. Up to ``split_merge`` moves of
         :func:`~skmoe._split_merge.ranked_candidates` are tried, best first:
         each starts a model from its responsibilities (:meth:`_start`, the
         gate refitted to them) and runs EM (stopped early once hopeless,
@@ -1283,22 +1281,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 # below _SPLIT_MERGE_TIE within that of a run cut short (tol=0
                 # or max_iter): a move back to the same optimum is no move.
                 margin = max(self.tol, _SPLIT_MERGE_TIE * abs(current))
-                improved = trial[0][-1] > current + margin
+                improved = trial.objectives[-1] > current + margin
                 if self.verbose:
                     print(
                         f"Initialization {init}, split-and-merge {move}: "
-                        f"objective {trial[0][-1]:.6f} against {current:.6f}, "
+                        f"objective {trial.objectives[-1]:.6f} against {current:.6f}, "
                         f"{'accepted' if improved else 'rejected'}"
                     )
                 if improved:
-                    below = [t for t, o in enumerate(trial[0]) if o <= current]
+                    below = [t for t, o in enumerate(trial.objectives) if o <= current]
                     first = below[-1] + 1 if below else 0
-                    objectives = [*objectives, *trial[0][first:]]
-                    log_liks = [*log_liks, *trial[1][first:]]
-                    converged, n_iter = trial[2], len(objectives) - 1
-                    gate, pool, resp = trial_gate, trial_pool, trial[4]
+                    objectives = [*objectives, *trial.objectives[first:]]
+                    log_liks = [*log_liks, *trial.log_likelihoods[first:]]
+                    converged, n_iter = trial.converged, len(objectives) - 1
+                    gate, pool, resp = trial_gate, trial_pool, trial.responsibilities
                     break
-        return objectives, log_liks, converged, n_iter, gate, pool, resp
+        return EMRun(objectives, log_liks, converged, n_iter, gate, pool, resp)
 
     def _split_merge_moves(self, gate, pool, designs, y_encoded, sample_weight, resp):
         """Return the split-and-merge moves of a fitted model, best first.
@@ -1368,7 +1366,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         training data under the prediction's routing (needed when it is not
         the E-step's bound, i.e. unless routing is soft).
         """
-        objectives, log_liks, converged, n_iter, gate, pool = best
+        objectives, log_liks, converged, n_iter, gate, pool, _ = best
         # Fitted attributes are NumPy whatever the backend: a model fitted on
         # a GPU pickles, loads without torch and predicts anywhere.
         gate.map_arrays(to_numpy)
@@ -1427,7 +1425,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             check_random_state(self.random_state),
             info=info,
         )
-        objectives, log_liks, converged, n_iter, _ = self._fit_once(
+        objectives, log_liks, converged, n_iter, *_ = self._fit_once(
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
         )
         self.gate_, self._expert_pool = gate, pool
@@ -1618,7 +1616,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             history = blockwise_em(
                 self, gate, pool, blocks, max_iter=self.max_iter, init=init
             )
-            runs.append((*history, gate, pool))
+            runs.append(EMRun(*history, gate, pool))
             starts.append(info["start"])
             self._print_init_summary(
                 init,
@@ -1626,9 +1624,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 time.perf_counter() - init_started,
                 start=info["start"],
             )
-        histories = [np.asarray(run[1]) for run in runs]
+        histories = [np.asarray(run.log_likelihoods) for run in runs]
         # The first of equal objectives, as fit's max() keeps.
-        kept = max(range(len(runs)), key=lambda i: runs[i][0][-1])
+        kept = max(range(len(runs)), key=lambda i: runs[i].objectives[-1])
 
         def routed_log_likelihood(gate, pool):
             found = blocks.sum(

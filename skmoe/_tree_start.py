@@ -66,7 +66,7 @@ def tree_start(
     routing = estimator._start_routing()
 
     def run_em(gate, pool, max_iter):
-        objectives, log_liks, converged, _, resp = estimator._fit_once(
+        run = estimator._fit_once(
             gate,
             pool,
             designs,
@@ -75,7 +75,12 @@ def tree_start(
             max_iter=max_iter,
             routing=routing,
         )
-        return objectives[-1], log_liks[-1], converged, resp
+        return (
+            run.objectives[-1],
+            run.log_likelihoods[-1],
+            run.converged,
+            run.responsibilities,
+        )
 
     gate, pool = flat
     *_, flat_log_lik, _, resp = run_em(gate, pool, estimator.max_iter)

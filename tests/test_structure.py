@@ -23,7 +23,7 @@ LAYERS = [
     {"_statistics", "_fused", "_inference"},
     {"_gating", "_experts", "_routing", "_init", "_split_merge"},
     {"_softmax", "_threads"},
-    {"_backend", "_summary"},
+    {"_backend", "_summary", "_engine"},
 ]
 STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
 
