@@ -351,9 +351,11 @@ def worker(job_path):
     records = []
     with thread_limit(1):
         warm = slice(0, min(2000, X.shape[0]))
-        timed(Estimator(**params, max_iter=3, random_state=0).fit, X[warm], y[warm])
+        # An untimed warm-up fit (the strategy's own max_iter is overridden).
+        warm_up = Estimator(**{**params, "max_iter": 3, "random_state": 0})
+        timed(warm_up.fit, X[warm], y[warm])
         for seed in job["seeds"]:
-            model = Estimator(**params, random_state=seed)
+            model = Estimator(**{**params, "random_state": seed})
             wall, cpu, _ = timed(model.fit, X, y)
             record = {
                 "seed": seed,
