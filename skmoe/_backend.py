@@ -2,7 +2,7 @@
 
 Every array operation of the gate, the E-step and the vectorized experts goes
 through this module, written once against the Python array API standard
-(DESIGN.md §5): NumPy arrays are computed with NumPy itself, torch tensors
+(docs/design.md §5): NumPy arrays are computed with NumPy itself, torch tensors
 with the namespace of ``array-api-compat``. The operations the standard
 lacks (``logsumexp``, ``einsum``, weighted Gram matrices, Cholesky solves,
 top-k masks) are written here once, with a NumPy branch where NumPy has a
@@ -459,7 +459,7 @@ def weighted_grams(X, Vs):
 
     One pass over X serves them all: each chunk of rows forms its packed
     products ``x_p x_q`` (p <= q) once, in a buffer that stays in cache, and
-    one GEMM per V turns them into all of V's Gram matrices (DESIGN.md §6).
+    one GEMM per V turns them into all of V's Gram matrices (docs/design.md §6).
     The EM loop asks for the experts' and the gates' Gram matrices in one
     call, so an iteration reads X once for all of them, and no products of
     the whole data are ever stored: memory stays that of the chunk.
@@ -481,7 +481,7 @@ def weighted_grams(X, Vs):
     n_pairs = p * (p + 1) // 2
     chunk = _gram_chunk_rows(X, n_pairs)
     # Sums are accumulated chunk by chunk in float64: one float32 sum over a
-    # million rows loses about three digits (DESIGN.md §6).
+    # million rows loses about three digits (docs/design.md §5).
     packed = [
         xp.zeros((n_pairs, V.shape[1]), dtype=xp.float64, device=device(X)) for V in Vs
     ]
@@ -640,7 +640,7 @@ def _torch_batched_solve(A, B):
     """Solve as :func:`batched_solve` does, for tensors on their device.
 
     Not with ``scipy.linalg``: it silently turns tensors into NumPy arrays
-    (DESIGN.md §5).
+    (docs/design.md §5).
     """
     torch = _import_torch()
     A, B = A.to(torch.float64), B.to(torch.float64)[..., None]

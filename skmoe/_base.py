@@ -1,6 +1,6 @@
 """BaseMixtureOfExperts: parameter rules and the one EM loop.
 
-The base composes the three lower layers (DESIGN.md §4): a :class:`GateTree`
+The base composes the three lower layers (docs/design.md §4): a :class:`GateTree`
 from ``_gating``, an expert pool from ``_experts`` and the routing transform
 from ``_routing``. The subclasses in ``_estimators`` say how targets are
 encoded, which expert pool to build, and how the combination turns expert
@@ -775,8 +775,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         at the leaves in the few ways :func:`group_clusters` ranks best,
         each placement gets a short EM run, and the best is returned, run
         to convergence (:func:`~skmoe._tree_start.tree_start`). EM keeps
-        the placement it starts from, so it is chosen with care (DESIGN.md
-        §2, "restarts over pairings"). Where routed EM starts from a soft
+        the placement it starts from, so it is chosen with care (docs/design.md
+        §2.7). Where routed EM starts from a soft
         fit (top-k's ``train_routing="auto"``), the start's EM runs are
         soft and a flat start is fitted by soft EM (:meth:`_soft_start`).
         """
@@ -827,7 +827,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         weights = sample_weight[:, None] * resp
         # Linear experts on the gate's design get their Gram matrices from
-        # the gate's pass over X (one pass per iteration, DESIGN.md §6).
+        # the gate's pass over X (one pass per iteration, docs/design.md §6).
         shared = pool.gram_design(designs) is self._gate_design(gate, designs)
         level_log_probas, grams = gate.m_step(
             designs,
@@ -892,7 +892,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         if supports_fused(designs.source, pool):
             # Linear experts on NumPy data: the same EM iterations, each one
-            # pass over cache-sized chunks of rows (DESIGN.md §6).
+            # pass over cache-sized chunks of rows (docs/design.md §6).
             rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
             history = blockwise_em(
                 self, gate, pool, rows, max_iter=max_iter, init=init, routing=routing

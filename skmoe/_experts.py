@@ -7,7 +7,7 @@ weights (the M-step), and the experts' predictions for the combination.
 
 * :class:`LinearGaussianExperts` fits K linear experts at once: every
   expert's weighted Gram matrix from one pass over the data, then a batched
-  solve (DESIGN.md §6). It serves ``LinearRegression`` and ``Ridge``.
+  solve (docs/design.md §6). It serves ``LinearRegression`` and ``Ridge``.
 * :class:`LogisticExperts` fits K multinomial logistic experts at once with
   the batched softmax-regression Newton solver that also fits the gates.
   It serves ``LogisticRegression`` with an L2 (or no) penalty.

@@ -3,7 +3,7 @@
 A flat mixture of K experts is the depth-1 tree ``hierarchy=(K,)``; a
 hierarchical mixture (Jordan & Jacobs 1994) is a deeper tree. Every internal
 node is a multinomial logistic gate over its children and the leaves are the
-experts, so one code path serves both (DESIGN.md §1).
+experts, so one code path serves both (docs/design.md §1).
 
 Nodes are numbered breadth first: the root is node 0, then the nodes of
 level 1, and so on; the leaves are the last level, in expert order. The
@@ -444,7 +444,7 @@ class GateTree:
         """Return every level's softmax problems given the leaves' posterior.
 
         Node j's soft targets are its children's share of the posterior mass
-        that reaches j, with sample weights ``w_i h_ij`` (DESIGN.md §2).
+        that reaches j, with sample weights ``w_i h_ij`` (docs/design.md §2.2).
 
         Parameters
         ----------
@@ -502,7 +502,7 @@ class GateTree:
         """Improve every gate given the leaves' posterior responsibilities.
 
         Node j's soft targets are its children's share of the posterior mass
-        that reaches j, with sample weights ``w_i h_ij`` (DESIGN.md §2).
+        that reaches j, with sample weights ``w_i h_ij`` (docs/design.md §2.2).
 
         Parameters
         ----------

@@ -372,7 +372,7 @@ def group_clusters(
     """Propose placements of flat clusters at the leaves of a tree.
 
     A (2, 2) tree can split four clusters into pairs three ways, and EM keeps
-    the pairing it starts from (DESIGN.md §2; measured here: test RMSE 1.32x
+    the pairing it starts from (docs/design.md §2.7; measured here: test RMSE 1.32x
     the truth's from the wrong pairing, 1.002x from the right one). The
     partitions of the clusters into the root's children are ranked by how
     well a linear gate separates them: all scored when there are at most

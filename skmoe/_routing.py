@@ -1,6 +1,6 @@
 """Routing: soft, hard and top-k transforms of per-expert log-weights.
 
-One transform serves both places where routing matters (DESIGN.md §2):
+One transform serves both places where routing matters (docs/design.md §1):
 
 * at prediction, it is applied to the gate's log-probabilities and the
   combination weights the experts by the result;

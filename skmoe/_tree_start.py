@@ -31,7 +31,7 @@ from skmoe._init import group_clusters, standardize
 __all__ = ["tree_start"]
 
 # A tree tries this many placements of its experts, each with a short EM
-# run; the fit continues from the best ("restarts over pairings", DESIGN §2).
+# run; the fit continues from the best (docs/design.md §2.7).
 _PLACEMENT_CANDIDATES = 4
 _PLACEMENT_EM_ITERATIONS = 10
 # Placements tried in all when the best ends below the flat start (measured

@@ -13,7 +13,7 @@ import skmoe
 
 PACKAGE = Path(skmoe.__file__).parent
 
-# DESIGN.md §4, top to bottom: a module may import only modules below it.
+# docs/design.md §4.2, top to bottom: a module may import only modules below it.
 LAYERS = [
     {"__main__"},
     {"__init__"},
@@ -60,7 +60,7 @@ def test_imports_point_down(path):
 @pytest.mark.parametrize(
     ("owner", "imports"),
     [
-        # DESIGN.md §5: torch and array-api-compat are imported in _backend.
+        # docs/design.md §4.2: torch and array-api-compat are imported in _backend.
         ("_backend", ["import torch", "array_api_compat"]),
         # The dask extra is optional: one module imports it, lazily.
         ("_dask", ["import dask", "from dask"]),
