@@ -26,12 +26,13 @@ from skmoe._backend import (
     to_device,
     to_numpy,
 )
-from skmoe._init import group_clusters, standardize
+from skmoe._init import group_clusters, standardize, start_rows
 
 __all__ = ["tree_start"]
 
 # A tree tries this many placements of its experts, each with a short EM
-# run; the fit continues from the best ("restarts over pairings", DESIGN §2).
+# run; the fit continues from the best ("restarts over pairings",
+# docs/design.md).
 _PLACEMENT_CANDIDATES = 4
 _PLACEMENT_EM_ITERATIONS = 10
 # Placements tried in all when the best ends below the flat start (measured
@@ -45,14 +46,24 @@ _PLACEMENT_TIE = 1e-9
 
 
 def tree_start(
-    estimator, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale, flat
+    designs,
+    sample_weight,
+    hierarchy,
+    gate_idx,
+    rs,
+    flat,
+    *,
+    run_em,
+    start,
+    alpha,
+    max_iter,
 ):
     """Return a tree's gate and experts, fitted from the flat start ``flat``.
 
     ``flat`` is the started (not yet fitted) flat mixture ``(gate, pool)``
     with as many experts as the tree has leaves; it is fitted by EM here.
     Each of the ``_PLACEMENT_CANDIDATES`` placements of its experts that
-    :func:`group_clusters` ranks best is started (``_start``) and run
+    :func:`group_clusters` ranks best is started and run
     ``_PLACEMENT_EM_ITERATIONS`` EM iterations; the best is returned, and
     the fit's own EM loop continues it. A tree's gate cannot always carry
     the flat gate (nor can the tree always match the flat mixture: its
@@ -62,19 +73,16 @@ def tree_start(
     the ranked ones (``_FALLBACK_CANDIDATES`` in all), run to convergence
     in the order of their short runs' objectives, until one reaches the
     flat start's log-likelihood; the highest objective is kept.
-    """
-    routing = estimator._start_routing()
 
-    def run_em(gate, pool, max_iter):
-        run = estimator._fit_once(
-            gate,
-            pool,
-            designs,
-            y_encoded,
-            sample_weight,
-            max_iter=max_iter,
-            routing=routing,
-        )
+    The caller's hooks: ``run_em(gate, pool, max_iter)`` runs the start's
+    EM and returns its :class:`~skmoe._engine.EMRun`; ``start(resp)``
+    returns a tree's ``(gate, pool)`` fitted to leaf responsibilities
+    ``resp`` (on the fit's device). ``alpha`` is the gate's penalty and
+    ``max_iter`` the length of a run to convergence.
+    """
+
+    def em(gate, pool, n_iter):
+        run = run_em(gate, pool, n_iter)
         return (
             run.objectives[-1],
             run.log_likelihoods[-1],
@@ -83,21 +91,18 @@ def tree_start(
         )
 
     gate, pool = flat
-    *_, flat_log_lik, _, resp = run_em(gate, pool, estimator.max_iter)
-    place = _placer(estimator, designs, sample_weight, hierarchy, gate_idx, rs, resp)
+    *_, flat_log_lik, _, resp = em(gate, pool, max_iter)
+    place = _placer(designs, sample_weight, hierarchy, gate_idx, rs, resp, alpha)
 
     def short_run(expert_to_leaf):
-        leaf_resp = take(resp, np.argsort(expert_to_leaf), axis=1)
-        gate, pool = estimator._start(
-            designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, leaf_resp, scale
-        )
-        return _Run(*run_em(gate, pool, _PLACEMENT_EM_ITERATIONS)[:3], gate, pool)
+        gate, pool = start(take(resp, np.argsort(expert_to_leaf), axis=1))
+        return _Run(*em(gate, pool, _PLACEMENT_EM_ITERATIONS)[:3], gate, pool)
 
     def finish(run):
         # EM to convergence from where the short run stopped.
         if not run.converged:
-            run.objective, run.log_lik, run.converged, _ = run_em(
-                run.gate, run.pool, estimator.max_iter
+            run.objective, run.log_lik, run.converged, _ = em(
+                run.gate, run.pool, max_iter
             )
         return run
 
@@ -141,19 +146,20 @@ def _best(runs):
     return best
 
 
-def _placer(estimator, designs, sample_weight, hierarchy, gate_idx, rs, resp):
+def _placer(designs, sample_weight, hierarchy, gate_idx, rs, resp, alpha):
     """Return ``place(n)``: the ``n`` best placements of the flat experts.
 
     The placements are scored on the fit's device (a softmax fit per
     candidate partition); the standardisation is NumPy's. Like a fresh
-    gate's start, the scores need no more than ``_INIT_GATE_MAX_ROWS``
-    rows (measured: a (4, 4) fit at n=1e5 took 46 s against 52 s when
-    every row was scored). On the standardized features the plain penalty
-    is the gate's (its ``penalty_scale``).
+    gate's start, the scores need no more than the rows of
+    :func:`~skmoe._init.start_rows` (measured: a (4, 4) fit at n=1e5 took
+    46 s against 52 s when every row was scored), with the penalty
+    ``alpha`` scaled to them. On the standardized features the plain
+    penalty is the gate's (its ``penalty_scale``).
     """
     X, host_weight = designs.host(), to_numpy(sample_weight)
     labels = to_numpy(get_namespace(resp).argmax(resp, axis=1))
-    rows, alpha = estimator._start_rows(X.shape[0], rs)
+    rows, alpha = start_rows(X.shape[0], rs, alpha)
     if rows is None:
         rows = slice(None)
     Xa = to_device(
