@@ -80,30 +80,18 @@ def tree_start(
     ``resp`` (on the fit's device). ``alpha`` is the gate's penalty and
     ``max_iter`` the length of a run to convergence.
     """
-
-    def em(gate, pool, n_iter):
-        run = run_em(gate, pool, n_iter)
-        return (
-            run.objectives[-1],
-            run.log_likelihoods[-1],
-            run.converged,
-            run.responsibilities,
-        )
-
-    gate, pool = flat
-    *_, flat_log_lik, _, resp = em(gate, pool, max_iter)
+    fitted = run_em(*flat, max_iter)
+    flat_log_lik, resp = fitted.log_likelihoods[-1], fitted.responsibilities
     place = _placer(designs, sample_weight, hierarchy, gate_idx, rs, resp, alpha)
 
     def short_run(expert_to_leaf):
         gate, pool = start(take(resp, np.argsort(expert_to_leaf), axis=1))
-        return _Run(*em(gate, pool, _PLACEMENT_EM_ITERATIONS)[:3], gate, pool)
+        return _Run(run_em(gate, pool, _PLACEMENT_EM_ITERATIONS))
 
     def finish(run):
         # EM to convergence from where the short run stopped.
         if not run.converged:
-            run.objective, run.log_lik, run.converged, _ = em(
-                run.gate, run.pool, max_iter
-            )
+            run.record(run_em(run.gate, run.pool, max_iter))
         return run
 
     placements = place(_PLACEMENT_CANDIDATES)
@@ -126,11 +114,16 @@ def tree_start(
 
 
 class _Run:
-    """A placement's EM run: its last objective and log-likelihood, its model."""
+    """A placement's model and its last EM run's objective and log-likelihood."""
 
-    def __init__(self, objective, log_lik, converged, gate, pool):
-        self.objective, self.log_lik, self.converged = objective, log_lik, converged
-        self.gate, self.pool = gate, pool
+    def __init__(self, run):
+        self.record(run)
+
+    def record(self, run):
+        """Keep the model and the last values of an :class:`~skmoe._engine.EMRun`."""
+        self.gate, self.pool = run.gate, run.pool
+        self.objective, self.log_lik = run.objectives[-1], run.log_likelihoods[-1]
+        self.converged = run.converged
 
 
 def _better(run, other):
