@@ -46,7 +46,6 @@ from skmoe._backend import (
     move_to,
     numpy_dtype,
     resolve_device,
-    take,
     tensor_to_numpy,
     to_device,
     to_numpy,
@@ -55,55 +54,18 @@ from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._engine import EMRun
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
-from skmoe._gating import GateTree, penalty_scale
+from skmoe._gating import GateTree
 from skmoe._inference import information_criteria, posterior_entropy, summarize
-from skmoe._init import (
-    restart_kind,
-    screen_kinds,
-    start_labels,
-)
+from skmoe._init import start_rows
 from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
-from skmoe._split_merge import (
-    Trial,
-    candidate_responsibilities,
-    merge_criterion,
-    ranked_candidates,
-    split_criterion,
-    split_sides,
-)
+from skmoe._split_merge import Trial
+from skmoe._start import Starter, StartOptions, expert_templates, starts_soft
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
 from skmoe._threads import limits_threads
-from skmoe._tree_start import tree_start
 
 __all__ = ["BaseMixtureOfExperts"]
 
-# Share of uniform responsibility mixed into the initial assignment, so that
-# every expert starts with some mass on every row (an empty k-means cluster
-# must not leave an expert unfittable).
-_INIT_SMOOTHING = 1e-2
-# Newton steps that fit a fresh gate to the starting partition.
-_INIT_GATE_NEWTON_STEPS = 8
-# Above this many rows, the fresh gate is fitted to the start on a random
-# subset of this size (its penalty scaled to match): a start needs no more,
-# and eight Newton steps on all rows cost as much as six EM iterations.
-_INIT_GATE_MAX_ROWS = 50_000
-# init_params="screen": every restart fits this many candidate starts of
-# mixed kinds (skmoe._init.screen_kinds), runs this many EM iterations from
-# each, and continues the best to convergence (Biernacki, Celeux & Govaert
-# 2003, "short runs, then the best continues"). Measured in
-# benchmarks/README.md ("Starts").
-# A classifier's runs are longer: its EM histories cross late (measured on
-# a 3-class classifier over 4 gated experts: after 10 iterations the screen
-# kept k-means, after 30 the start that ends best).
-_SCREEN_CANDIDATES = 4
-_SCREEN_ITERATIONS = 10
-_SCREEN_ITERATIONS_CLASSIFIER = 30
-# A split-and-merge move is accepted only if it raises the objective by more
-# than tol and than this share of it: a real escape gains far more (0.1 to
-# 0.5 per row in benchmarks/README.md), and a move's run that ends on the
-# same optimum must not win by the last digits of a run cut short.
-_SPLIT_MERGE_TIE = 1e-6
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
 # can choose a poor one (measured: a 2-expert classifier started on 1,000
@@ -419,35 +381,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return hierarchy
 
-    def _expert_templates(self, n_experts, random_state):
-        """Return one unfitted clone of the expert template per expert.
-
-        Experts with an unset ``random_state`` get a seed drawn from the
-        mixture's, so that ``random_state`` makes the whole fit repeatable.
-        """
-        if isinstance(self.estimator, list):
-            if len(self.estimator) != n_experts:
-                raise ValueError(
-                    f"estimator is a list of {len(self.estimator)} estimators "
-                    f"but the mixture has {n_experts} experts; give one "
-                    "estimator per expert."
-                )
-            templates = [clone(e) for e in self.estimator]
-        else:
-            template = (
-                self._default_expert() if self.estimator is None else (self.estimator)
-            )
-            templates = [clone(template) for _ in range(n_experts)]
-        for template in templates:
-            self._check_expert(template)
-            seeds = {
-                name: random_state.randint(np.iinfo(np.int32).max)
-                for name, value in template.get_params().items()
-                if name.endswith("random_state") and value is None
-            }
-            template.set_params(**seeds)
-        return templates
-
     def _check_sample_weight_support(self, estimator):
         if not has_fit_parameter(estimator, "sample_weight"):
             raise TypeError(
@@ -611,93 +544,67 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _is_classifier(self):
         return False
 
-    def _initial_responsibilities(
-        self, X, y_encoded, sample_weight, hierarchy, gate_idx, rs, kind="kmeans"
-    ):
-        """Return the starting responsibilities, shape (n_samples, n_experts).
+    def _starter(self, designs, y_encoded, sample_weight):
+        """Return the fit's :class:`~skmoe._start.Starter`.
 
-        The partition of :func:`~skmoe._init.start_labels` of the given
-        ``kind``, smoothed: random soft responsibilities would make all
-        experts alike, and EM would stall there.
+        The start's options, its rows and the estimator's hooks it calls
+        (a new model, the M-step, the experts' refit, an EM run), so that
+        the start never reaches the estimator.
         """
-        n_experts = math.prod(hierarchy)
-        labels = start_labels(
-            kind,
-            X,
-            self._init_target_columns(y_encoded),
-            y_encoded,
-            n_experts,
-            sample_weight,
-            rs,
+        soft_first = starts_soft(
+            self.routing,
+            self.train_routing,
+            self.top_k,
+            math.prod(self._resolve_hierarchy()),
         )
-        resp = np.full((X.shape[0], n_experts), _INIT_SMOOTHING / n_experts)
-        resp[np.arange(X.shape[0]), labels] += 1.0 - _INIT_SMOOTHING
-        return resp.astype(X.dtype)
-
-    def _flat_start(
-        self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale, restart
-    ):
-        """Return a flat model fitted to a start, and the start's kind.
-
-        ``init_params="screen"`` fits ``_SCREEN_CANDIDATES`` starts of mixed
-        kinds, runs EM a few iterations (:meth:`_screen_iterations`) from
-        each, and returns the model of the best objective
-        (where its run stopped: EM continues from there); any other
-        ``init_params`` gives the start of :func:`~skmoe._init.restart_kind`.
-        """
-        X, host_weight = designs.host(), to_numpy(sample_weight)
-        host_y = to_numpy(y_encoded)
-
-        def start(kind):
-            resp = self._initial_responsibilities(
-                X, host_y, host_weight, hierarchy, gate_idx, rs, kind
-            )
-            resp = asarray_like(resp, designs.source)
-            return self._start(
-                designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, resp, scale
-            )
-
-        if self.init_params != "screen":
-            kind = restart_kind(self.init_params, restart)
-            return *start(kind), kind
-        best = None
-        n_iter = self._screen_iterations()
-        for kind in screen_kinds(_SCREEN_CANDIDATES, self._is_classifier()):
-            gate, pool = start(kind)
-            objective = self._fit_once(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                max_iter=n_iter,
-                routing=self._start_routing(),
-            ).objectives[-1]
-            # The first of equal objectives, as fit keeps among restarts.
-            if best is None or objective > best[0]:
-                best = (objective, gate, pool, kind)
-        return best[1], best[2], f"screen:{best[3]}"
-
-    def _screen_iterations(self):
-        """Return the length of a screen's short runs (at most ``max_iter``)."""
-        n_iter = _SCREEN_ITERATIONS
-        if self._is_classifier():
-            n_iter = _SCREEN_ITERATIONS_CLASSIFIER
-        return min(n_iter, self.max_iter)
+        options = StartOptions(
+            init_params=self.init_params,
+            classifier=self._is_classifier(),
+            gate_alpha=self.gate_alpha,
+            max_iter=self.max_iter,
+            # Soft where routed EM starts from a soft fit, else that of the
+            # fit's own EM: a tree's flat fit and placement runs then are
+            # that soft fit.
+            routing="soft" if soft_first else self._em_routing(),
+            soft_first=soft_first,
+            split_merge=self.split_merge,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
+        rows = (designs, y_encoded, sample_weight)
+        return Starter(
+            options,
+            *rows,
+            new_model=lambda *model: self._new_model(*rows, *model),
+            m_step=lambda gate, pool, resp, **how: self._m_step(
+                gate, pool, *rows, resp, **how
+            ),
+            fit_experts=lambda pool, weights: _fit_experts(
+                pool, designs, y_encoded, weights
+            ),
+            run_em=lambda gate, pool, **how: self._fit_once(gate, pool, *rows, **how),
+            target_columns=self._init_target_columns,
+        )
 
     def _new_model(
         self, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale
     ):
         """Return an unfitted gate tree and expert pool.
 
-        ``scale`` is the gate's ``penalty_scale``.
+        ``scale`` is the gate's ``penalty_scale``; the experts' seeds are
+        drawn from ``rs`` (:func:`~skmoe._start.expert_templates`).
         """
         gate = GateTree(hierarchy, len(gate_idx), gate_idx, penalty_scale=scale)
         gate.map_arrays(lambda coef: asarray_like(coef, designs.source))
+        templates = expert_templates(
+            self.estimator,
+            gate.n_leaves,
+            rs,
+            default=self._default_expert(),
+            check=self._check_expert,
+        )
         pool = self._make_expert_pool(
-            self._expert_templates(gate.n_leaves, rs),
-            to_numpy(y_encoded),
-            to_numpy(sample_weight),
+            templates, to_numpy(y_encoded), to_numpy(sample_weight)
         )
         return gate, pool
 
@@ -706,46 +613,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     ):
         """Return a model fitted to starting responsibilities ``resp``.
 
-        ``scale`` is the gate's ``penalty_scale``.
+        ``scale`` is the gate's ``penalty_scale``
+        (:meth:`~skmoe._start.Starter.fit_to`).
         """
-        gate, pool = self._new_model(
-            designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale
-        )
-        # A fresh gate is fitted to the start, not just nudged towards it.
-        rows, alpha = self._start_rows(designs.source.shape[0], rs)
-        if rows is None:
-            self._m_step(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                resp,
-                gate_steps=_INIT_GATE_NEWTON_STEPS,
-            )
-            return gate, pool
-        gate.m_step(
-            DesignCache(take(designs.source, rows, axis=0)),
-            take(resp, rows, axis=0),
-            take(sample_weight, rows, axis=0),
-            alpha=alpha,
-            n_steps=_INIT_GATE_NEWTON_STEPS,
-        )
-        _fit_experts(pool, designs, y_encoded, sample_weight[:, None] * resp)
-        return gate, pool
+        starter = self._starter(designs, y_encoded, sample_weight)
+        return starter.fit_to(hierarchy, gate_idx, rs, resp, scale)
 
     def _start_rows(self, n_samples, rs):
         """Return the rows a start's gate fits are made on, and their penalty.
 
-        ``(None, gate_alpha)`` up to ``_INIT_GATE_MAX_ROWS`` rows; above,
-        a sorted random subset of that size and the penalty scaled to it, so
-        that the balance of fit and penalty stays that of all rows (the
-        gate's ``penalty_scale`` stays that of all rows too).
+        :func:`~skmoe._init.start_rows` with ``gate_alpha``.
         """
-        if n_samples <= _INIT_GATE_MAX_ROWS:
-            return None, self.gate_alpha
-        rows = np.sort(rs.choice(n_samples, _INIT_GATE_MAX_ROWS, replace=False))
-        return rows, self.gate_alpha * _INIT_GATE_MAX_ROWS / n_samples
+        return start_rows(n_samples, rs, self.gate_alpha)
 
     def _initialize(
         self,
@@ -762,49 +641,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     ):
         """Return a gate tree and an expert pool fitted to a fresh start.
 
-        The gate's penalty acts on its features standardized by ``scale``
-        (:func:`~skmoe._gating.penalty_scale` of the rows at hand when None;
-        a Dask fit gives that of all its rows).
-
-        ``restart`` numbers the restart (its kind of start depends on it,
-        :meth:`_flat_start`); the kind is stored in ``info["start"]`` when
-        ``info`` is a dict.
-
-        A flat mixture starts from :meth:`_flat_start`. A tree starts from the flat
-        mixture with as many experts, fitted by EM: its experts are placed
-        at the leaves in the few ways :func:`group_clusters` ranks best,
-        each placement gets a short EM run, and the best is returned, run
-        to convergence (:func:`~skmoe._tree_start.tree_start`). EM keeps
-        the placement it starts from, so it is chosen with care (docs/design.md
-        §2.7). Where routed EM starts from a soft
-        fit (top-k's ``train_routing="auto"``), the start's EM runs are
-        soft and a flat start is fitted by soft EM (:meth:`_soft_start`).
+        :meth:`~skmoe._start.Starter.initialize`: ``scale`` is the gate's
+        ``penalty_scale`` (None: that of the rows at hand), ``restart``
+        numbers the restart; the kind of start is stored in
+        ``info["start"]`` when ``info`` is a dict.
         """
-        # The start is computed on the CPU with NumPy (k-means), whatever
-        # the backend, and its result moved to the fit's device.
-        X, host_weight = designs.host(), to_numpy(sample_weight)
-        if scale is None:
-            scale = penalty_scale(X[:, gate_idx], host_weight)
-        n_leaves = math.prod(hierarchy)
-        flat = (n_leaves,)
-        gate, pool, kind = self._flat_start(
-            designs, y_encoded, sample_weight, flat, gate_idx, rs, scale, restart
+        starter = self._starter(designs, y_encoded, sample_weight)
+        gate, pool, kind = starter.initialize(
+            hierarchy, gate_idx, rs, scale=scale, restart=restart
         )
         if info is not None:
             info["start"] = kind
-        if len(hierarchy) == 1:
-            return self._soft_start(gate, pool, designs, y_encoded, sample_weight)
-        return tree_start(
-            self,
-            designs,
-            y_encoded,
-            sample_weight,
-            hierarchy,
-            gate_idx,
-            rs,
-            scale,
-            (gate, pool),
-        )
+        return gate, pool
 
     def _m_step(
         self,
@@ -1225,120 +1073,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return run
 
     def _split_and_merge(self, run, designs, y_encoded, sample_weight, rs, init):
-        """Improve a run by split-and-merge EM (Ueda et al. 2000).
+        """Improve a run by split-and-merge EM.
 
-        ``run`` is an :class:`~skmoe._engine.EMRun`. Up to ``split_merge`` moves of
-        :func:`~skmoe._split_merge.ranked_candidates` are tried, best first:
-        each starts a model from its responsibilities (:meth:`_start`, the
-        gate refitted to them) and runs EM (stopped early once hopeless,
-        :class:`~skmoe._split_merge.Trial`); the first whose objective
-        exceeds the current one by more than ``tol`` (and
-        ``_SPLIT_MERGE_TIE`` of it) is accepted, and the moves are ranked
-        afresh from it, until no move improves (at most one accepted move
-        per expert).
-        Ueda's partial EM (the three moved experts alone first) is replaced
-        by EM on all experts from the move's start, in which the experts
-        that did not move start where they were. The history of an accepted
-        move continues the kept run's from its first iteration above the
-        model it replaced, so the objective history never decreases;
-        ``n_iter`` counts the iterations in it and ``converged`` is the
-        last accepted move's.
+        :meth:`~skmoe._start.Starter.split_and_merge`: ``run`` is an
+        :class:`~skmoe._engine.EMRun`, the moves' starts are seeded by
+        ``rs`` and ``init`` numbers the initialisation in verbose output.
         """
-        objectives, log_liks, converged, n_iter, gate, pool, resp = run
-        hierarchy, gate_idx = gate.hierarchy, gate.feature_indices
-        # At most one accepted move per expert: a run cut short by max_iter
-        # (or tol=0) could otherwise gain a little at every round, as if
-        # EM went on.
-        improved, rounds = True, 0
-        while improved and rounds < gate.n_leaves:
-            improved, rounds = False, rounds + 1
-            moves = self._split_merge_moves(
-                gate, pool, designs, y_encoded, sample_weight, resp
-            )
-            for move, start in moves:
-                trial_gate, trial_pool = self._start(
-                    designs,
-                    y_encoded,
-                    sample_weight,
-                    hierarchy,
-                    gate_idx,
-                    rs,
-                    asarray_like(start, designs.source),
-                    gate.penalty_scale,
-                )
-                trial_gate.pruned = gate.pruned.copy()
-                current = objectives[-1]
-                trial = self._fit_once(
-                    trial_gate,
-                    trial_pool,
-                    designs,
-                    y_encoded,
-                    sample_weight,
-                    max_iter=self.max_iter,
-                    init=Trial(init, move, current, self.tol),
-                )
-                # A rise below tol is within EM's own convergence noise, one
-                # below _SPLIT_MERGE_TIE within that of a run cut short (tol=0
-                # or max_iter): a move back to the same optimum is no move.
-                margin = max(self.tol, _SPLIT_MERGE_TIE * abs(current))
-                improved = trial.objectives[-1] > current + margin
-                if self.verbose:
-                    print(
-                        f"Initialization {init}, split-and-merge {move}: "
-                        f"objective {trial.objectives[-1]:.6f} against {current:.6f}, "
-                        f"{'accepted' if improved else 'rejected'}"
-                    )
-                if improved:
-                    below = [t for t, o in enumerate(trial.objectives) if o <= current]
-                    first = below[-1] + 1 if below else 0
-                    objectives = [*objectives, *trial.objectives[first:]]
-                    log_liks = [*log_liks, *trial.log_likelihoods[first:]]
-                    converged, n_iter = trial.converged, len(objectives) - 1
-                    gate, pool, resp = trial_gate, trial_pool, trial.responsibilities
-                    break
-        return EMRun(objectives, log_liks, converged, n_iter, gate, pool, resp)
-
-    def _split_merge_moves(self, gate, pool, designs, y_encoded, sample_weight, resp):
-        """Return the split-and-merge moves of a fitted model, best first.
-
-        A list of ``(move, start)``: a move of
-        :func:`~skmoe._split_merge.ranked_candidates` and its start as NumPy
-        leaf responsibilities. Pruned experts take no part.
-        """
-        active = ~gate.pruned
-        log_expert = pool.log_likelihood(designs.source, y_encoded)
-        deficit = split_criterion(resp, log_expert, sample_weight)
-        deficit[~active] = -np.inf
-        moves = ranked_candidates(
-            merge_criterion(resp, sample_weight),
-            deficit,
-            active=active,
-            n_candidates=self.split_merge,
-        )
-        if not moves:
-            return []
-        # An expert is split along its residuals (regressor: y minus its
-        # prediction; classifier: one-hot classes minus its probabilities).
-        host_resp, host_weight = to_numpy(resp), to_numpy(sample_weight)
-        target = self._init_target_columns(to_numpy(y_encoded))
-        if self._is_classifier():
-            fitted = to_numpy(pool.predict_proba(designs.source))
-        else:
-            fitted = to_numpy(pool.predict(designs.source))[:, :, None]
-        sides = np.zeros(host_resp.shape, dtype=bool)
-        for k in {k for move in moves for k in move[1:]}:
-            sides[:, k] = split_sides(
-                target - fitted[:, k], host_weight * host_resp[:, k]
-            )
-        return [
-            (
-                move,
-                candidate_responsibilities(
-                    host_resp, move, sides, active=active, smoothing=_INIT_SMOOTHING
-                ),
-            )
-            for move in moves
-        ]
+        starter = self._starter(designs, y_encoded, sample_weight)
+        return starter.split_and_merge(run, rs, init)
 
     def _check_structure(self, shape, continue_fit):
         """Return the hierarchy and gate columns, checked against the data."""
@@ -1759,49 +1501,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _em_routing(self):
         """Return the routing of the E-step (soft unless trained by routed EM)."""
         return self.routing if self._resolved_train_routing() == "em" else "soft"
-
-    def _starts_soft(self):
-        """Return whether routed EM starts from a soft fit (top-k's "auto").
-
-        Not when ``top_k`` keeps every expert: truncated EM is soft EM then,
-        and its fit stays the soft mixture's.
-        """
-        return (
-            self.routing == "topk"
-            and self.train_routing == "auto"
-            and self.top_k < math.prod(self._resolve_hierarchy())
-        )
-
-    def _start_routing(self):
-        """Return the E-step routing of the start's EM runs.
-
-        Soft where routed EM starts from a soft fit (:meth:`_starts_soft`),
-        else that of the fit's own EM: a tree's flat fit and placement runs
-        then are that soft fit.
-        """
-        return "soft" if self._starts_soft() else self._em_routing()
-
-    def _soft_start(self, gate, pool, designs, y_encoded, sample_weight):
-        """Fit a flat start by soft EM where routed EM starts from a soft fit.
-
-        Top-k routing trained by default (``train_routing="auto"``) runs
-        soft EM to convergence from the start, then truncated EM from there
-        (the fit's own EM loop). Its history is not recorded: the fit's
-        histories are those of the truncated EM, whose objective differs
-        (``log_likelihood_history_``), as a tree's flat start is not
-        recorded either. Returns ``(gate, pool)``, fitted in place.
-        """
-        if self._starts_soft():
-            self._fit_once(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                max_iter=self.max_iter,
-                routing="soft",
-            )
-        return gate, pool
 
     def _refit_to_routing(self, gate, pool, designs, y_encoded, sample_weight):
         """Refit the experts to the routed gate weights (``"refit"``), gate kept.

@@ -5,7 +5,8 @@ After EM converges, split-and-merge EM (Ueda, Nakano, Ghahramani & Hinton
 merges the two experts whose posteriors overlap most, splits the expert that
 fits its rows worst, restarts EM from there and keeps the result only if the
 penalised objective rises. The functions here rank the moves and build each
-move's start as leaf responsibilities; the driver in ``_base`` fits them.
+move's start as leaf responsibilities; the driver
+(:meth:`skmoe._start.Starter.split_and_merge`) fits them.
 
 Responsibilities may be NumPy arrays or torch tensors for the criteria
 (:func:`merge_criterion`, :func:`split_criterion`); the sides of a split and

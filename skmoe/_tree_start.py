@@ -26,7 +26,7 @@ from skmoe._backend import (
     to_device,
     to_numpy,
 )
-from skmoe._init import group_clusters, standardize
+from skmoe._init import group_clusters, standardize, start_rows
 
 __all__ = ["tree_start"]
 
@@ -45,14 +45,24 @@ _PLACEMENT_TIE = 1e-9
 
 
 def tree_start(
-    estimator, designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, scale, flat
+    designs,
+    sample_weight,
+    hierarchy,
+    gate_idx,
+    rs,
+    flat,
+    *,
+    run_em,
+    start,
+    alpha,
+    max_iter,
 ):
     """Return a tree's gate and experts, fitted from the flat start ``flat``.
 
     ``flat`` is the started (not yet fitted) flat mixture ``(gate, pool)``
     with as many experts as the tree has leaves; it is fitted by EM here.
     Each of the ``_PLACEMENT_CANDIDATES`` placements of its experts that
-    :func:`group_clusters` ranks best is started (``_start``) and run
+    :func:`group_clusters` ranks best is started and run
     ``_PLACEMENT_EM_ITERATIONS`` EM iterations; the best is returned, and
     the fit's own EM loop continues it. A tree's gate cannot always carry
     the flat gate (nor can the tree always match the flat mixture: its
@@ -62,43 +72,25 @@ def tree_start(
     the ranked ones (``_FALLBACK_CANDIDATES`` in all), run to convergence
     in the order of their short runs' objectives, until one reaches the
     flat start's log-likelihood; the highest objective is kept.
+
+    The caller's hooks: ``run_em(gate, pool, max_iter)`` runs the start's
+    EM and returns its :class:`~skmoe._engine.EMRun`; ``start(resp)``
+    returns a tree's ``(gate, pool)`` fitted to leaf responsibilities
+    ``resp`` (on the fit's device). ``alpha`` is the gate's penalty and
+    ``max_iter`` the length of a run to convergence.
     """
-    routing = estimator._start_routing()
-
-    def run_em(gate, pool, max_iter):
-        run = estimator._fit_once(
-            gate,
-            pool,
-            designs,
-            y_encoded,
-            sample_weight,
-            max_iter=max_iter,
-            routing=routing,
-        )
-        return (
-            run.objectives[-1],
-            run.log_likelihoods[-1],
-            run.converged,
-            run.responsibilities,
-        )
-
-    gate, pool = flat
-    *_, flat_log_lik, _, resp = run_em(gate, pool, estimator.max_iter)
-    place = _placer(estimator, designs, sample_weight, hierarchy, gate_idx, rs, resp)
+    fitted = run_em(*flat, max_iter)
+    flat_log_lik, resp = fitted.log_likelihoods[-1], fitted.responsibilities
+    place = _placer(designs, sample_weight, hierarchy, gate_idx, rs, resp, alpha)
 
     def short_run(expert_to_leaf):
-        leaf_resp = take(resp, np.argsort(expert_to_leaf), axis=1)
-        gate, pool = estimator._start(
-            designs, y_encoded, sample_weight, hierarchy, gate_idx, rs, leaf_resp, scale
-        )
-        return _Run(*run_em(gate, pool, _PLACEMENT_EM_ITERATIONS)[:3], gate, pool)
+        gate, pool = start(take(resp, np.argsort(expert_to_leaf), axis=1))
+        return _Run(run_em(gate, pool, _PLACEMENT_EM_ITERATIONS))
 
     def finish(run):
         # EM to convergence from where the short run stopped.
         if not run.converged:
-            run.objective, run.log_lik, run.converged, _ = run_em(
-                run.gate, run.pool, estimator.max_iter
-            )
+            run.record(run_em(run.gate, run.pool, max_iter))
         return run
 
     placements = place(_PLACEMENT_CANDIDATES)
@@ -121,11 +113,16 @@ def tree_start(
 
 
 class _Run:
-    """A placement's EM run: its last objective and log-likelihood, its model."""
+    """A placement's model and its last EM run's objective and log-likelihood."""
 
-    def __init__(self, objective, log_lik, converged, gate, pool):
-        self.objective, self.log_lik, self.converged = objective, log_lik, converged
-        self.gate, self.pool = gate, pool
+    def __init__(self, run):
+        self.record(run)
+
+    def record(self, run):
+        """Keep the model and the last values of an :class:`~skmoe._engine.EMRun`."""
+        self.gate, self.pool = run.gate, run.pool
+        self.objective, self.log_lik = run.objectives[-1], run.log_likelihoods[-1]
+        self.converged = run.converged
 
 
 def _better(run, other):
@@ -141,19 +138,20 @@ def _best(runs):
     return best
 
 
-def _placer(estimator, designs, sample_weight, hierarchy, gate_idx, rs, resp):
+def _placer(designs, sample_weight, hierarchy, gate_idx, rs, resp, alpha):
     """Return ``place(n)``: the ``n`` best placements of the flat experts.
 
     The placements are scored on the fit's device (a softmax fit per
     candidate partition); the standardisation is NumPy's. Like a fresh
-    gate's start, the scores need no more than ``_INIT_GATE_MAX_ROWS``
-    rows (measured: a (4, 4) fit at n=1e5 took 46 s against 52 s when
-    every row was scored). On the standardized features the plain penalty
-    is the gate's (its ``penalty_scale``).
+    gate's start, the scores need no more than the rows of
+    :func:`~skmoe._init.start_rows` (measured: a (4, 4) fit at n=1e5 took
+    46 s against 52 s when every row was scored), with the penalty
+    ``alpha`` scaled to them. On the standardized features the plain
+    penalty is the gate's (its ``penalty_scale``).
     """
     X, host_weight = designs.host(), to_numpy(sample_weight)
     labels = to_numpy(get_namespace(resp).argmax(resp, axis=1))
-    rows, alpha = estimator._start_rows(X.shape[0], rs)
+    rows, alpha = start_rows(X.shape[0], rs, alpha)
     if rows is None:
         rows = slice(None)
     Xa = to_device(

@@ -14,6 +14,7 @@ from skmoe._split_merge import (
     split_criterion,
     split_sides,
 )
+from skmoe._start import Starter
 from skmoe.datasets import make_moe_regression
 
 
@@ -297,7 +298,7 @@ def test_split_and_merge_never_lowers_the_objective(
 def test_split_and_merge_skips_pruned_experts(moe_regression, monkeypatch):
     X, y, _ = moe_regression
     moves = []
-    original = MixtureOfExpertsRegressor._split_merge_moves
+    original = Starter.split_merge_moves
 
     def recording(self, gate, *args):
         gate.pruned = np.array([False, False, False, True])
@@ -305,7 +306,7 @@ def test_split_and_merge_skips_pruned_experts(moe_regression, monkeypatch):
         moves.extend(move for move, _ in found)
         return found
 
-    monkeypatch.setattr(MixtureOfExpertsRegressor, "_split_merge_moves", recording)
+    monkeypatch.setattr(Starter, "split_merge_moves", recording)
     model = MixtureOfExpertsRegressor(n_experts=4, split_merge=3, random_state=0)
     model.fit(X[:300], y[:300])
     assert moves and all(3 not in move[1:] for move in moves)
