@@ -1,10 +1,11 @@
-"""BaseMixtureOfExperts: parameter rules and the one EM loop.
+"""BaseMixtureOfExperts: parameter rules, starts and restarts around EM.
 
-The base composes the three lower layers (docs/design.md §4): a :class:`GateTree`
+The base composes the lower layers (docs/design.md §4): a :class:`GateTree`
 from ``_gating``, an expert pool from ``_experts`` and the routing transform
-from ``_routing``. The subclasses in ``_estimators`` say how targets are
-encoded, which expert pool to build, and how the combination turns expert
-outputs into predictions.
+from ``_routing``, fitted by the EM engine (``_engine``), to which it gives
+options and a source of the rows. The subclasses in ``_estimators`` say how
+targets are encoded, which expert pool to build, and how the combination
+turns expert outputs into predictions.
 """
 
 import copy
@@ -50,15 +51,23 @@ from skmoe._backend import (
     to_device,
     to_numpy,
 )
-from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
-from skmoe._engine import EMRun
+from skmoe._engine import (
+    MIN_EFFECTIVE_SAMPLES,
+    ArrayRows,
+    EMOptions,
+    SummedRows,
+    array_e_step,
+    array_m_step,
+    objective,
+    record_iteration,
+    run_em,
+)
 from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
 from skmoe._gating import GateTree
 from skmoe._inference import information_criteria, posterior_entropy, summarize
 from skmoe._init import start_rows
-from skmoe._routing import ROUTINGS, log_posterior, route_log_weights
-from skmoe._split_merge import Trial
+from skmoe._routing import ROUTINGS, route_log_weights
 from skmoe._start import Starter, StartOptions, expert_templates, starts_soft
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
@@ -73,10 +82,6 @@ __all__ = ["BaseMixtureOfExperts"]
 # -0.24, as the batch fit). The rows are kept until then, so memory stays
 # bounded whatever the stream's length.
 _ONLINE_START_ROWS = 10_000
-# An expert starves when its responsibility mass falls below this many rows
-# (of average sample weight): its fit is then defined by almost nothing, so
-# it is pruned (flexmix drops components the same way, by their prior).
-_MIN_EFFECTIVE_SAMPLES = 1.0
 
 
 # Frames of these packages are skipped when a warning points at the user's
@@ -115,7 +120,7 @@ def _warn_pruned(gate, pruned_before):
         return
     warnings.warn(
         f"Expert(s) {pruned.tolist()} received less than "
-        f"{_MIN_EFFECTIVE_SAMPLES:g} sample's worth of responsibility and were "
+        f"{MIN_EFFECTIVE_SAMPLES:g} sample's worth of responsibility and were "
         "pruned (their gate probability is now zero); "
         f"{int(gate.pruned.sum())} of {gate.n_leaves} experts are pruned. "
         "Fewer experts, another init_params or more n_init may fit better.",
@@ -668,29 +673,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     ):
         """Refit the experts and improve the gates given responsibilities.
 
-        Returns the updated model's experts' log-likelihoods and gate
-        log-probabilities per level on the training rows: both were
-        computed on the way (the variance update, the gates' line search),
-        and they are all the next E-step needs.
+        :func:`~skmoe._engine.array_m_step` with the estimator's penalty.
         """
-        weights = sample_weight[:, None] * resp
-        # Linear experts on the gate's design get their Gram matrices from
-        # the gate's pass over X (one pass per iteration, docs/design.md §6).
-        shared = pool.gram_design(designs) is self._gate_design(gate, designs)
-        level_log_probas, grams = gate.m_step(
+        return array_m_step(
+            gate,
+            pool,
             designs,
-            resp,
+            y_encoded,
             sample_weight,
+            resp,
             alpha=self.gate_alpha,
-            n_steps=gate_steps,
+            gate_steps=gate_steps,
             level_log_probas=level_log_probas,
-            shared_gram_weights=[weights] if shared else [],
         )
-        if shared:
-            log_expert = pool.m_step(designs, y_encoded, weights, gram=grams[0])
-        else:
-            log_expert = pool.m_step(designs, y_encoded, weights)
-        return log_expert, level_log_probas
 
     def _log_joint(self, gate, pool, X, y_encoded):
         """Return log gate probabilities and experts' log-likelihoods."""
@@ -699,26 +694,34 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _e_step(
         self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
     ):
-        """Return (objective, mean bound, responsibilities).
+        """Return (objective, mean bound, responsibilities) of whole arrays.
 
-        The bound is :func:`~skmoe._routing.log_posterior`'s (the
-        log-likelihood under soft routing); the objective adds the
-        log-priors, and is what EM never decreases. ``routing`` is the
-        E-step's (None: :meth:`_em_routing`).
+        ``routing`` is the E-step's (None: :meth:`_em_routing`).
         """
-        log_joint = gate.leaf_log_proba(level_log_probas) + log_expert
-        xp = get_namespace(log_joint)
-        log_bound, log_resp = log_posterior(
-            log_joint,
+        options = self._em_options(routing)
+        e_step = array_e_step(
+            gate,
+            level_log_probas,
+            log_expert,
+            sample_weight,
+            routing=options.routing,
+            top_k=options.top_k,
+        )
+        return (*objective(gate, pool, e_step, self.gate_alpha), e_step.state)
+
+    def _em_options(self, routing=None):
+        """Return the :class:`~skmoe._engine.EMOptions` of this estimator's EM.
+
+        ``routing`` is the E-step's (None: :meth:`_em_routing`; the start's
+        runs pass :meth:`_start_routing`).
+        """
+        return EMOptions(
             routing=self._em_routing() if routing is None else routing,
             top_k=self.top_k,
+            gate_alpha=self.gate_alpha,
+            tol=self.tol,
+            verbose=self.verbose,
         )
-        # A NumPy scalar of the weights' precision, whatever the backend (as
-        # NumPy's own sum gives it): the histories are NumPy floats.
-        total = numpy_dtype(sample_weight.dtype).type(float(xp.sum(sample_weight)))
-        mean_bound = float(sample_weight @ log_bound) / total
-        log_prior = pool.log_prior() + gate.log_prior(self.gate_alpha)
-        return mean_bound + log_prior / total, mean_bound, xp.exp(log_resp)
 
     def _fit_once(
         self,
@@ -742,101 +745,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # Linear experts on NumPy data: the same EM iterations, each one
             # pass over cache-sized chunks of rows (docs/design.md §6).
             rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
-            history = blockwise_em(
-                self, gate, pool, rows, max_iter=max_iter, init=init, routing=routing
-            )
-            return EMRun(*history, gate, pool, rows.responsibilities())
-        level_log_probas = gate.level_log_probas(
-            designs.source, design=self._gate_design(gate, designs)
+            source = SummedRows(rows, responsibilities=rows.responsibilities)
+        else:
+            source = ArrayRows(designs, y_encoded, sample_weight)
+        return run_em(
+            gate,
+            pool,
+            source,
+            self._em_options(routing),
+            max_iter=max_iter,
+            init=init,
         )
-        log_expert = pool.log_likelihood(designs.source, y_encoded)
-        objective, log_lik, resp = self._e_step_pruning(
-            gate, pool, level_log_probas, log_expert, sample_weight, routing
-        )
-        objectives, log_liks = [objective], [log_lik]
-        converged, n_iter = False, 0
-        for n_iter in range(1, max_iter + 1):
-            log_expert, level_log_probas = self._m_step(
-                gate,
-                pool,
-                designs,
-                y_encoded,
-                sample_weight,
-                resp,
-                level_log_probas=level_log_probas,
-            )
-            objective, log_lik, resp = self._e_step_pruning(
-                gate, pool, level_log_probas, log_expert, sample_weight, routing
-            )
-            if self._record_iteration(
-                objectives, log_liks, objective, log_lik, n_iter, init
-            ):
-                converged = True
-                break
-        return EMRun(objectives, log_liks, converged, n_iter, gate, pool, resp)
 
     def _record_iteration(self, objectives, log_liks, objective, log_lik, n_iter, init):
         """Append an iteration to the history, print it; return if EM converged.
 
-        Shared by the in-memory and the blockwise EM loops. Iterations are
-        printed at ``verbose > 1``; ``init`` numbers the initialisation,
-        None marks a run of the start (a tree's flat fit and the short runs
-        that choose between placements), a :class:`~skmoe._split_merge.Trial`
-        the run of a split-and-merge move, which also stops once it cannot
-        beat the model it would replace.
+        :func:`~skmoe._engine.record_iteration` with this estimator's options.
         """
-        change = objective - objectives[-1]
-        objectives.append(objective)
-        log_liks.append(log_lik)
-        if self.verbose > 1:
-            label = "candidate start" if init is None else f"Initialization {init}"
-            print(
-                f"{label}, iteration {n_iter}: "
-                f"log-likelihood {log_lik:.6f}, objective change {change:.3e}"
-            )
-        if isinstance(init, Trial):
-            return abs(change) < self.tol or init.hopeless(objectives)
-        return abs(change) < self.tol
-
-    def _e_step_pruning(
-        self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
-    ):
-        """Return :meth:`_e_step`'s result after pruning the experts it starved."""
-        args = (gate, pool, level_log_probas, log_expert, sample_weight, routing)
-        e_step = self._e_step(*args)
-        resp = e_step[2]
-        mass = (sample_weight @ resp) / get_namespace(resp).mean(sample_weight)
-        if self._prune_starving(gate, to_numpy(mass)):
-            e_step = self._e_step(*args)
-        return e_step
-
-    def _prune_starving(self, gate, mass):
-        """Prune the experts whose responsibility mass starved; return if any.
-
-        An expert with less than ``_MIN_EFFECTIVE_SAMPLES`` rows' worth of
-        responsibility is fitted to almost nothing: EM would keep refitting
-        it to a handful of points (or to none, under hard routing). Its leaf
-        is pruned: its gate probability becomes zero and the other leaves
-        are renormalised, so it no longer takes part in the E-step or in
-        predictions; its parameters stay as they were. The objective of the
-        iteration that prunes can drop by at most the pruned expert's share
-        (less than one row's likelihood); EM climbs again from there.
-        ``mass`` is each expert's responsibility mass in rows of average
-        weight (NumPy). The pruned experts stay marked in ``gate.pruned``;
-        :func:`_warn_pruned` reports those of the model a fit keeps.
-        """
-        starving = (mass < _MIN_EFFECTIVE_SAMPLES) & ~gate.pruned
-        if not np.any(starving):
-            return False
-        # Recorded on the gate, not warned here: start-up runs and restarts
-        # that are thrown away prune too; fit warns about the kept model.
-        gate.pruned = gate.pruned | starving
-        return True
-
-    @staticmethod
-    def _gate_design(gate, designs):
-        """Return the fit's design of the gate's columns, with an intercept."""
-        return designs.get(columns=gate.feature_indices, intercept=True)
+        return record_iteration(
+            objectives, log_liks, objective, log_lik, n_iter, init, self._em_options()
+        )
 
     @_fit_context(prefer_skip_nested_validation=False)
     @_keeps_state_on_failure
@@ -1287,7 +1215,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         The start is fitted in memory on a random sample of at most
         ``_INIT_GATE_MAX_ROWS`` rows (all rows when there are no more); EM
-        then runs on all rows by :func:`~skmoe._blockwise.blockwise_em`,
+        then runs on all rows by :func:`~skmoe._engine.run_em` on its blocks,
         whose iterations are those of the in-memory EM.
         """
         from skmoe._dask import (
@@ -1355,10 +1283,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     restart=init,
                     info=info,
                 )
-            history = blockwise_em(
-                self, gate, pool, blocks, max_iter=self.max_iter, init=init
+            runs.append(
+                run_em(
+                    gate,
+                    pool,
+                    SummedRows(blocks),
+                    self._em_options(),
+                    max_iter=self.max_iter,
+                    init=init,
+                )
             )
-            runs.append(EMRun(*history, gate, pool))
             starts.append(info["start"])
             self._print_init_summary(
                 init,

@@ -1,10 +1,13 @@
-"""EM over blocks of rows: the in-memory algorithm, as sums of statistics.
+"""EM over blocks of rows: the M-step from sums of statistics.
 
 When the data is a set of row blocks (a Dask array on a cluster), every EM
 iteration maps :mod:`skmoe._statistics` over the blocks and reduces the
 sums; the M-steps are then taken once, from the sums, by the same rules as
-the in-memory EM. The in-memory fit of linear experts runs this loop too,
-its sums computed by :class:`~skmoe._fused.FusedRows` on chunks of rows:
+the in-memory EM. The in-memory fit of linear experts takes its M-steps
+here too, its sums computed by :class:`~skmoe._fused.FusedRows` on chunks
+of rows. The loop around them is the engine's
+(:func:`skmoe._engine.run_em`, through :class:`skmoe._engine.SummedRows`);
+this module is the M-step:
 
 * linear experts: the batched least-squares solve of the summed Gram
   matrices and moments, then their variances from one more pass (the
@@ -42,7 +45,7 @@ from skmoe._softmax import (
 )
 from skmoe._statistics import SummedBlocks, sum_statistics
 
-__all__ = ["ArrayBlocks", "blockwise_em"]
+__all__ = ["ArrayBlocks", "m_step"]
 
 # Trial step sizes of a line search scored per pass over the blocks. The
 # first pass scores the full step alone: it is nearly always accepted, and
@@ -84,73 +87,6 @@ class ArrayBlocks(SummedBlocks):
     def sum(self, function, **kwargs):
         """Return the sum over blocks of ``function(X, y, sample_weight, **kwargs)``."""
         return sum_statistics(function(*block, **kwargs) for block in self.blocks)
-
-
-# ---------------------------------------------------------------------------
-# The EM loop
-# ---------------------------------------------------------------------------
-
-
-def blockwise_em(estimator, gate, pool, blocks, *, max_iter, init=None, routing=None):
-    """Run EM on blocks from a fitted start; return history and convergence.
-
-    The blockwise twin of ``BaseMixtureOfExperts._fit_once``: the same
-    objective, pruning, convergence test and verbose output.
-
-    Parameters
-    ----------
-    estimator : BaseMixtureOfExperts
-        Gives the routing, penalties, ``tol`` and ``verbose``, and prunes.
-    gate : GateTree
-    pool : LinearGaussianExperts or LogisticExperts
-        The start; updated in place.
-    blocks : ArrayBlocks or DaskBlocks
-    max_iter : int
-    init : int, default=None
-        Number of the initialisation, for verbose output.
-    routing : {"soft", "hard", "topk"}, default=None
-        The E-step's routing; None: the estimator's ``_em_routing()``.
-
-    Returns
-    -------
-    objectives, log_likelihoods : list of float
-    converged : bool
-    n_iter : int
-    """
-    if routing is None:
-        routing = estimator._em_routing()
-    options = {"routing": routing, "top_k": estimator.top_k}
-    statistics = _e_step(estimator, gate, pool, blocks, options)
-    objective, log_lik = _objective(estimator, gate, pool, statistics)
-    objectives, log_liks = [objective], [log_lik]
-    converged, n_iter = False, 0
-    for n_iter in range(1, max_iter + 1):
-        m_step(gate, pool, blocks, statistics, alpha=estimator.gate_alpha, **options)
-        statistics = _e_step(estimator, gate, pool, blocks, options)
-        objective, log_lik = _objective(estimator, gate, pool, statistics)
-        if estimator._record_iteration(
-            objectives, log_liks, objective, log_lik, n_iter, init
-        ):
-            converged = True
-            break
-    return objectives, log_liks, converged, n_iter
-
-
-def _e_step(estimator, gate, pool, blocks, options):
-    """Return the statistics at the model, after pruning starving experts."""
-    statistics = blocks.em_statistics(gate=gate, pool=pool, **options)
-    mean_weight = statistics["weight"] / statistics["n_rows"]
-    if estimator._prune_starving(gate, statistics["mass"] / mean_weight):
-        statistics = blocks.em_statistics(gate=gate, pool=pool, **options)
-    return statistics
-
-
-def _objective(estimator, gate, pool, statistics):
-    """Return (objective, mean bound) as ``_e_step`` of the base computes them."""
-    total = float(statistics["weight"])
-    mean_bound = float(statistics["bound"]) / total
-    log_prior = pool.log_prior() + gate.log_prior(estimator.gate_alpha)
-    return mean_bound + log_prior / total, mean_bound
 
 
 # ---------------------------------------------------------------------------

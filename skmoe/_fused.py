@@ -1,6 +1,6 @@
 """EM of vectorized linear experts on cache-sized chunks of transposed rows.
 
-The in-memory EM (``BaseMixtureOfExperts._fit_once``) holds its arrays as
+The in-memory EM (:class:`~skmoe._engine.ArrayRows`) holds its arrays as
 (n_samples, K). Each NumPy operation on them is a pass over main memory,
 and a broadcast over their short last axis runs one short inner loop per
 row. Measured here at n=1e6, K=4: ``y[:, None] - means`` 21.7 ms against
@@ -18,8 +18,8 @@ Gram matrices and every gate's curvature in one GEMM; the experts' new
 variances follow from those sums, and the pass that scores the gates' full
 Newton step is also the next E-step.
 
-:class:`FusedRows` is a source of statistics for
-:func:`~skmoe._blockwise.blockwise_em`, like the row blocks of a Dask array.
+:class:`FusedRows` is a source of statistics for the EM engine
+(:func:`~skmoe._engine.run_em`), like the row blocks of a Dask array.
 It returns the same sums as :mod:`skmoe._statistics`, so the M-step rules
 are the same, and so is the fit, to rounding. :func:`fit_linear_experts` is
 the experts' M-step alone, for a start's given responsibilities.
@@ -197,8 +197,8 @@ def _full_curvature(off_diagonal, n_problems, n_classes):
 class FusedRows:
     """The rows of an in-memory fit, chunked and transposed for EM's passes.
 
-    A source of statistics for :func:`~skmoe._blockwise.blockwise_em`, which
-    asks, per iteration, for the E-step's statistics at the model
+    A source of statistics for the EM engine (:func:`~skmoe._engine.run_em`),
+    which asks, per iteration, for the E-step's statistics at the model
     (:meth:`em_statistics`), then for the line search's trials and the new
     experts' squared residuals (:meth:`trial_statistics`).
 

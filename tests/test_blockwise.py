@@ -15,7 +15,8 @@ from sklearn.linear_model import Ridge
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._backend import DesignCache
-from skmoe._blockwise import ArrayBlocks, blockwise_em
+from skmoe._blockwise import ArrayBlocks
+from skmoe._engine import SummedRows, run_em
 from skmoe._statistics import em_statistics, sum_statistics
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
@@ -38,8 +39,10 @@ def _continue_both_ways(moe, X, y, sample_weight, *, block_rows, max_iter=12):
             )
         else:
             blocks = ArrayBlocks(X, y_encoded, sample_weight, block_rows=block_rows)
-            result = blockwise_em(model, gate, pool, blocks, max_iter=max_iter)
-        histories.append(np.asarray(result[0]))
+            result = run_em(
+                gate, pool, SummedRows(blocks), model._em_options(), max_iter=max_iter
+            )
+        histories.append(np.asarray(result.objectives))
     return in_memory, blockwise, histories
 
 

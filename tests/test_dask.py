@@ -22,7 +22,7 @@ from skmoe.datasets import make_moe_classification, make_moe_regression
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 joblib = pytest.importorskip("joblib")
-from skmoe._dask import gate_penalty_scale  # noqa: E402 (needs dask)
+from skmoe._dask import DaskBlocks, gate_penalty_scale  # noqa: E402 (needs dask)
 
 RTOL = 1e-8
 
@@ -395,13 +395,16 @@ def test_a_failed_dask_fit_leaves_the_model_as_it_was(
     )
     state, pred = dict(vars(moe)), moe.predict(X)
     coef = [c.copy() for c in moe.gate_.coef]
-    blockwise_em = skmoe._base.blockwise_em
+    run_em = skmoe._base.run_em
 
-    def failing_em(*args, **kwargs):
-        blockwise_em(*args, **kwargs)
-        raise KeyboardInterrupt
+    def failing_em(gate, pool, source, *args, **kwargs):
+        run = run_em(gate, pool, source, *args, **kwargs)
+        # The EM on the blocks (not the in-memory start's runs) fails.
+        if isinstance(getattr(source, "statistics", None), DaskBlocks):
+            raise KeyboardInterrupt
+        return run
 
-    monkeypatch.setattr(skmoe._base, "blockwise_em", failing_em)
+    monkeypatch.setattr(skmoe._base, "run_em", failing_em)
     with pytest.raises(KeyboardInterrupt):
         moe.set_params(warm_start=warm_start).fit(da.from_array(X, chunks=1000), y)
     monkeypatch.undo()

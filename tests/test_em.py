@@ -337,17 +337,17 @@ def test_pruned_expert_under_truncated_routing_stays_finite(moe_regression, rout
 
 def _record_pruning(monkeypatch):
     """Count the prunings of every EM run (kept or not) of the fits to come."""
-    from skmoe._base import BaseMixtureOfExperts
+    import skmoe._engine
 
     events = []
-    prune = BaseMixtureOfExperts._prune_starving
+    prune = skmoe._engine.prune_starving
 
-    def recording(self, gate, mass):
-        pruned = prune(self, gate, mass)
+    def recording(gate, mass):
+        pruned = prune(gate, mass)
         events.append(pruned)
         return pruned
 
-    monkeypatch.setattr(BaseMixtureOfExperts, "_prune_starving", recording)
+    monkeypatch.setattr(skmoe._engine, "prune_starving", recording)
     return events
 
 
