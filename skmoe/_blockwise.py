@@ -34,7 +34,7 @@ import copy
 
 import numpy as np
 
-from skmoe._experts import MIN_EXPERT_WEIGHT, LinearGaussianExperts
+from skmoe._experts import MIN_EXPERT_WEIGHT
 from skmoe._softmax import (
     centred_trial,
     newton_direction,
@@ -118,13 +118,10 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
         )
         for coef, level in zip(gate.coef, statistics["gates"], strict=True)
     ]
-    experts = statistics["experts"]
-    linear = isinstance(pool, LinearGaussianExperts)
-    if linear:
-        pool.solve(experts["gram"], experts["moment"], statistics["mass"])
-        linear_coef = (pool.coef_, pool.intercept_)
-    else:
-        linear_coef = None
+    # A pool with a closed-form update solves from the sums and returns the
+    # coefficients at which the line search's first pass computes what it
+    # still needs (linear experts: the squared residuals); others, None.
+    linear_coef = pool.solve_sums(statistics["experts"], statistics["mass"])
 
     def score(trials, linear_coef):
         found = blocks.trial_statistics(
@@ -135,7 +132,7 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
     gate.coef, _, squared_residuals = _line_search(
         gate.coef, gate_steps, score, linear_coef
     )
-    if linear:
+    if linear_coef is not None:
         pool.update_variance(squared_residuals, statistics["mass"])
     else:
         _logistic_m_step(pool, blocks, statistics, model)

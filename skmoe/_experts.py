@@ -18,7 +18,14 @@ weights (the M-step), and the experts' predictions for the combination.
 Regression experts carry a Gaussian noise variance each, estimated as a MAP
 value under a weak inverse-gamma prior (``reg_variance`` pseudo-samples at
 the data's variance), which keeps it away from zero when an expert
-interpolates a few points.
+interpolates a few points; :class:`GaussianNoise` holds that state and its
+rules for both regression pools.
+
+Each vectorized pool owns its maths for every source of rows: the
+statistics of a block (``block_statistics``), its update from their sums
+(``solve_sums``) or from running averages (``running_statistics``,
+``update_from_running``); the EM loops call these, never asking which pool
+they hold.
 """
 
 import numbers
@@ -39,9 +46,17 @@ from skmoe._backend import (
     to_device,
     to_numpy,
 )
-from skmoe._softmax import softmax_log_proba, softmax_newton_step
+from skmoe._softmax import (
+    newton_quadratic,
+    one_hot,
+    quadratic_maximiser,
+    softmax_log_proba,
+    softmax_newton_parts,
+    softmax_newton_step,
+)
 
 __all__ = [
+    "GaussianNoise",
     "GenericClassificationExperts",
     "GenericRegressionExperts",
     "LinearGaussianExperts",
@@ -49,9 +64,11 @@ __all__ = [
     "count_expert_parameters",
     "floor_variance",
     "gaussian_log_likelihood",
+    "map_variance",
     "noise_variance_map",
     "supports_vectorized_linear",
     "supports_vectorized_logistic",
+    "weighted_squared_residuals",
 ]
 
 # Probabilities of classifier experts are floored here (then renormalised):
@@ -111,8 +128,41 @@ def noise_variance_map(y, means, weights, *, reg_variance, prior_variance):
     variance : array of shape (n_experts,)
     """
     xp = get_namespace(means)
-    ssr = xp.sum(weights * (y[:, None] - means) ** 2, axis=0)
-    mass = xp.sum(weights, axis=0)
+    return map_variance(
+        weighted_squared_residuals(y, means, weights),
+        xp.sum(weights, axis=0),
+        reg_variance=reg_variance,
+        prior_variance=prior_variance,
+    )
+
+
+def weighted_squared_residuals(y, means, weights):
+    """Return ``sum_i weights[i, k] (y_i - means[i, k])^2``, shape (n_experts,)."""
+    xp = get_namespace(means)
+    return xp.sum(weights * (y[:, None] - means) ** 2, axis=0)
+
+
+def map_variance(ssr, mass, *, reg_variance, prior_variance):
+    """Return the MAP noise variances from weighted sums of squared residuals.
+
+    The mode of the inverse-gamma posterior: ``ssr`` shrunk towards
+    ``prior_variance`` by ``reg_variance`` pseudo-samples, floored by
+    :func:`floor_variance`. Every path that updates a noise variance (whole
+    arrays, summed blocks, running statistics) ends here.
+
+    Parameters
+    ----------
+    ssr : array of shape (n_experts,)
+        Weighted sums of squared residuals.
+    mass : array of shape (n_experts,)
+        Total weight of each expert.
+    reg_variance, prior_variance : float
+        As in :func:`noise_variance_map`.
+
+    Returns
+    -------
+    variance : array of shape (n_experts,)
+    """
     variance = (ssr + reg_variance * prior_variance) / (mass + reg_variance)
     return floor_variance(variance, prior_variance)
 
@@ -138,6 +188,49 @@ def gaussian_log_prior(variance, *, reg_variance, prior_variance):
     return float(
         -0.5 * reg_variance * xp.sum(xp.log(variance) + prior_variance / variance)
     )
+
+
+class GaussianNoise:
+    """The Gaussian noise of regression experts: its state and its rules.
+
+    A mixin for regression pools (vectorized linear and generic experts):
+    a variance per expert (``variance_``), its inverse-gamma prior
+    (``reg_variance`` pseudo-samples at ``prior_variance``), the MAP update
+    from weighted sums of squared residuals, the log-prior and the
+    log-likelihood. The one place that holds them, whatever path (whole
+    arrays, fused chunks, Dask blocks, running statistics) computed the
+    sums.
+    """
+
+    def _init_noise(self, *, reg_variance, prior_variance):
+        self.reg_variance = reg_variance
+        self.prior_variance = prior_variance
+        self.variance_ = np.full(self.n_experts, prior_variance)
+
+    def update_variance(self, ssr, mass, refit=None):
+        """Set the noise variances from weighted sums of squared residuals.
+
+        The MAP value of :func:`map_variance`. Only the experts in ``refit``
+        (default: those whose ``mass`` exceeds ``MIN_EXPERT_WEIGHT``) are
+        updated; the others keep theirs.
+        """
+        variance = map_variance(
+            ssr,
+            mass,
+            reg_variance=self.reg_variance,
+            prior_variance=self.prior_variance,
+        )
+        if refit is None:
+            refit = mass > MIN_EXPERT_WEIGHT
+        self.variance_[refit] = variance[refit]
+
+    def log_prior(self):
+        """Return the log-prior of the noise variances."""
+        return gaussian_log_prior(
+            self.variance_,
+            reg_variance=self.reg_variance,
+            prior_variance=self.prior_variance,
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -167,6 +260,13 @@ class _ExpertPool:
 
     _arrays = ()
     runs_on_host = False
+    # Whether an EM iteration on NumPy rows runs on the chunked, transposed
+    # path of ``_fused`` (the pool's statistics computed there).
+    runs_fused = False
+    # The likelihood of the pool's parameter vector for standard errors
+    # (``_inference``): "gaussian", "logistic", or None where the experts
+    # have no parameter vector of ours.
+    parameter_kind = None
 
     def gram_design(self, designs):
         """Return the design whose Gram matrices the M-step takes, or None.
@@ -177,6 +277,17 @@ class _ExpertPool:
         """
         return None
 
+    def solve_sums(self, statistics, mass):
+        """Return None: no closed-form update from summed statistics.
+
+        Pools that have one (:class:`LinearGaussianExperts`) override it.
+        """
+        return None
+
+    def target_shift(self, offset):
+        """Return the shift of regression targets in stepwise EM: 0 (none)."""
+        return 0.0
+
     def map_arrays(self, function):
         """Replace every parameter array by ``function`` of it."""
         for name in self._arrays:
@@ -185,8 +296,16 @@ class _ExpertPool:
         return self
 
 
-class LinearGaussianExperts(_ExpertPool):
+class LinearGaussianExperts(GaussianNoise, _ExpertPool):
     """K linear experts with Gaussian noise, fitted together.
+
+    The family's maths, whatever the source of rows: the statistics of a
+    block (weighted Gram matrices, moments, sums of squares;
+    :meth:`block_statistics`), the coefficients from summed or averaged
+    statistics (:meth:`solve`), the weighted squared residuals at new
+    coefficients, from a pass over rows (:meth:`block_squared_residuals`)
+    or from sums (:meth:`expanded_squared_residuals`), then the noise
+    variances (:class:`GaussianNoise`).
 
     Parameters
     ----------
@@ -197,23 +316,30 @@ class LinearGaussianExperts(_ExpertPool):
         Variance prior (see :func:`noise_variance_map`).
     """
 
+    # An EM iteration of these experts on NumPy rows is one pass over
+    # cache-sized chunks (``_fused``).
+    runs_fused = True
+    parameter_kind = "gaussian"
+
     def __init__(self, template, n_experts, *, reg_variance, prior_variance):
         self.template = template
         self.n_experts = n_experts
         self.fit_intercept = template.fit_intercept
         self.alpha = float(getattr(template, "alpha", 0.0))
-        self.reg_variance = reg_variance
-        self.prior_variance = prior_variance
+        self._init_noise(reg_variance=reg_variance, prior_variance=prior_variance)
         self.coef_ = None
         self.intercept_ = None
-        self.variance_ = np.full(n_experts, prior_variance)
 
     _arrays = ("coef_", "intercept_", "variance_")
+
+    @staticmethod
+    def _means(X, coef, intercept):
+        return X @ coef.T + intercept[None, :]
 
     def predict(self, X):
         """Return every expert's prediction, shape (n_samples, n_experts)."""
         coef, intercept = asarray_like(self.coef_, X), asarray_like(self.intercept_, X)
-        return X @ coef.T + intercept[None, :]
+        return self._means(X, coef, intercept)
 
     def log_likelihood(self, X, y):
         """Return ``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
@@ -240,14 +366,43 @@ class LinearGaussianExperts(_ExpertPool):
         mass = xp.sum(weights, axis=0)
         self.solve(gram, self.moment(design, y, weights), mass)
         means = self.predict(designs.source)
-        ssr = xp.sum(weights * (y[:, None] - means) ** 2, axis=0)
-        self.update_variance(ssr, mass)
+        self.update_variance(weighted_squared_residuals(y, means, weights), mass)
         return gaussian_log_likelihood(y, means, self.variance_)
 
     @staticmethod
     def moment(design, y, weights):
         """Return ``X.T @ (weights[:, k] * y)`` for every expert, shape (K, p)."""
         return (design.X.T @ (weights * y[:, None])).T
+
+    def block_statistics(self, designs, y, weights, *, gram=None):
+        """Return the sums the M-step needs from a block of rows.
+
+        Parameters
+        ----------
+        designs : DesignCache
+            The block's designs.
+        y : array of shape (n_rows,)
+        weights : array of shape (n_rows, n_experts)
+            Each expert's weights on the block (responsibilities times
+            sample weights).
+        gram : array of shape (n_experts, p, p), default=None
+            The Gram matrices of ``weights`` on :meth:`gram_design`, when a
+            pass shared with the gate computed them.
+
+        Returns
+        -------
+        statistics : dict
+            ``gram`` (K, p, p), ``moment`` (K, p) and ``squares`` (K,), the
+            weighted sum of ``y ** 2``.
+        """
+        design = self.gram_design(designs)
+        if gram is None:
+            gram = design.gram(weights)
+        return {
+            "gram": gram,
+            "moment": self.moment(design, y, weights),
+            "squares": weights.T @ (y * y),
+        }
 
     def solve(self, gram, moment, mass):
         """Set the coefficients from weighted Gram matrices and moments.
@@ -288,27 +443,83 @@ class LinearGaussianExperts(_ExpertPool):
         if self.fit_intercept:
             self.intercept_[refit] = solution[refit, n_features]
 
-    def update_variance(self, ssr, mass):
-        """Set the noise variances from weighted sums of squared residuals.
+    def solve_sums(self, statistics, mass):
+        """Set the coefficients from :meth:`block_statistics` summed over blocks.
 
-        The MAP value of :func:`noise_variance_map`; experts whose ``mass``
-        is below ``MIN_EXPERT_WEIGHT`` keep theirs.
+        Returns ``(coef, intercept)``, at which the M-step's next pass
+        computes the squared residuals (:meth:`block_squared_residuals`)
+        for :meth:`update_variance`.
         """
-        variance = floor_variance(
-            (ssr + self.reg_variance * self.prior_variance)
-            / (mass + self.reg_variance),
-            self.prior_variance,
-        )
-        refit = mass > MIN_EXPERT_WEIGHT
-        self.variance_[refit] = variance[refit]
+        self.solve(statistics["gram"], statistics["moment"], mass)
+        return self.coef_, self.intercept_
 
-    def log_prior(self):
-        """Return the log-prior of the noise variances."""
-        return gaussian_log_prior(
-            self.variance_,
-            reg_variance=self.reg_variance,
-            prior_variance=self.prior_variance,
+    def block_squared_residuals(self, X, y, weights, coef):
+        """Return each expert's weighted squared residuals on a block of rows.
+
+        ``coef`` is ``(coef, intercept)``, the coefficients of
+        :meth:`solve_sums` (the pool may still hold those of the E-step).
+        """
+        return weighted_squared_residuals(y, self._means(X, *coef), weights)
+
+    def design_coef(self, coef=None, intercept=None):
+        """Return a copy of the coefficients on the design, (K, p).
+
+        The intercepts are the last column when the design has a row of
+        ones. Default: the pool's own.
+        """
+        coef = self.coef_ if coef is None else coef
+        if not self.fit_intercept:
+            return np.array(coef)
+        intercept = self.intercept_ if intercept is None else intercept
+        return np.concatenate([coef, intercept[:, None]], axis=1)
+
+    @staticmethod
+    def expanded_squared_residuals(squares, moment, gram, step):
+        """Return weighted squared residuals at shifted coefficients, from sums.
+
+        With ``e`` the residuals at some coefficients ``b`` and ``d`` the
+        shift to new ones (both on the design), ``sum W (e - x d)^2 = sum W
+        e^2 - 2 d.(sum W e x) + d' G d``: ``squares`` is ``sum W e^2``,
+        ``moment`` ``sum W e x`` and ``gram`` G, per expert. Around ``b =
+        0`` (``e = y``) they are the running statistics of stepwise EM;
+        around the E-step's coefficients, sums of the fused pass whose terms
+        are of the size of residuals, so that nothing cancels. Floored at 0
+        (rounding).
+        """
+        ssr = (
+            squares
+            - 2.0 * np.einsum("kp,kp->k", step, moment)
+            + np.einsum("kp,kpq,kq->k", step, gram, step)
         )
+        return np.maximum(ssr, 0.0)
+
+    def target_shift(self, offset):
+        """Return the shift of the targets the running statistics are kept at.
+
+        ``offset`` (the first batch's mean) when the experts have an
+        intercept, which then absorbs it: the same model on ``y - offset``
+        keeps the running sums of squares from cancelling. 0 otherwise.
+        """
+        return offset if self.fit_intercept else 0.0
+
+    def running_statistics(self, statistics, weight):
+        """Return a block's statistics per unit weight, for stepwise EM."""
+        return {
+            name: statistics[name] / weight for name in ("gram", "moment", "squares")
+        }
+
+    def update_from_running(self, statistics, mass, total):
+        """Set the experts to the maximiser of running statistics (stepwise EM).
+
+        ``statistics`` are averages of :meth:`running_statistics` and
+        ``total`` the weight they stand for: the update is exact.
+        """
+        gram, moment = total * statistics["gram"], total * statistics["moment"]
+        self.solve(gram, moment, mass)
+        ssr = self.expanded_squared_residuals(
+            total * statistics["squares"], moment, gram, self.design_coef()
+        )
+        self.update_variance(ssr, mass)
 
     @property
     def n_parameters(self):
@@ -364,6 +575,8 @@ class LogisticExperts(_ExpertPool):
     classes : ndarray of shape (n_classes,)
         The mixture's class labels.
     """
+
+    parameter_kind = "logistic"
 
     def __init__(self, template, n_experts, classes):
         self.template = template
@@ -428,6 +641,30 @@ class LogisticExperts(_ExpertPool):
                 break
         self.coef_[refit] = coef
         return self.log_likelihood(X, y_index)
+
+    def block_statistics(self, designs, y_index, weights, *, gram=None, coef=None):
+        """Return the experts' Newton statistics on a block of rows (NumPy).
+
+        At ``coef`` (default: the experts' own), for the responsibilities in
+        ``weights``: ``fit`` (K,), ``gradient`` (K, p, n_classes) and
+        ``gram``, the Gram matrices of the curvature weights. ``gram`` is
+        unused: the curvature's Gram matrices depend on the coefficients.
+        """
+        coef = self.coef_ if coef is None else coef
+        design = designs.get(intercept=True)
+        targets = one_hot(y_index, coef.shape[2], designs.source.dtype)
+        fit, gradient, V = softmax_newton_parts(design.X, coef, targets, weights)
+        return {"fit": fit, "gradient": gradient, "gram": design.gram(V)}
+
+    def running_statistics(self, statistics, weight):
+        """Return a block's Newton model per unit weight, for stepwise EM."""
+        return newton_quadratic(self.coef_, statistics, weight)
+
+    def update_from_running(self, statistics, mass, total):
+        """Set the experts to the maximiser of the running Newton models."""
+        refit = mass > MIN_EXPERT_WEIGHT
+        coef = quadratic_maximiser(statistics, total, self.alpha, self.coef_.dtype)
+        self.coef_[refit] = coef[refit]
 
     def log_prior(self):
         """Return the log of the coefficients' Gaussian prior (the L2 penalty)."""
@@ -545,14 +782,12 @@ class _GenericExperts(_ExpertPool):
         return list(self.estimators)
 
 
-class GenericRegressionExperts(_GenericExperts):
+class GenericRegressionExperts(GaussianNoise, _GenericExperts):
     """Generic regressors with a Gaussian noise variance each."""
 
     def __init__(self, estimators, *, reg_variance, prior_variance, n_jobs=None):
         super().__init__(estimators, n_jobs=n_jobs)
-        self.reg_variance = reg_variance
-        self.prior_variance = prior_variance
-        self.variance_ = np.full(self.n_experts, prior_variance)
+        self._init_noise(reg_variance=reg_variance, prior_variance=prior_variance)
 
     def _predict(self, X):
         return np.stack(
@@ -577,24 +812,13 @@ class GenericRegressionExperts(_GenericExperts):
         refit = self._fit_experts(X, y, weights)
         self.variance_ = self.variance_.astype(X.dtype, copy=False)
         means = self._predict(X)
-        variance = noise_variance_map(
-            y,
-            means,
-            weights,
-            reg_variance=self.reg_variance,
-            prior_variance=self.prior_variance,
+        self.update_variance(
+            weighted_squared_residuals(y, means, weights),
+            np.sum(weights, axis=0),
+            refit=refit,
         )
-        self.variance_[refit] = variance[refit]
         log_likelihood = gaussian_log_likelihood(y, means, self.variance_)
         return to_device(log_likelihood, designs.source)
-
-    def log_prior(self):
-        """Return the log-prior of the noise variances."""
-        return gaussian_log_prior(
-            self.variance_,
-            reg_variance=self.reg_variance,
-            prior_variance=self.prior_variance,
-        )
 
     @property
     def n_parameters(self):

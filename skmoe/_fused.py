@@ -31,7 +31,6 @@ import functools
 import numpy as np
 
 from skmoe._backend import logsumexp, packed_products_into, unpack_gram
-from skmoe._experts import LinearGaussianExperts
 from skmoe._routing import log_posterior
 from skmoe._softmax import uses_full_hessian
 
@@ -62,25 +61,16 @@ def _chunks(n_rows, chunk_rows):
 def supports_fused(X, pool):
     """Return whether the EM of ``pool`` on ``X`` can run on :class:`FusedRows`.
 
-    NumPy input and vectorized linear-Gaussian experts (the default
-    regressor, ``LinearRegression`` and ``Ridge`` experts).
+    NumPy input and a pool that ``runs_fused``: vectorized linear-Gaussian
+    experts (the default regressor, ``LinearRegression`` and ``Ridge``
+    experts).
     """
-    return isinstance(X, np.ndarray) and isinstance(pool, LinearGaussianExperts)
+    return isinstance(X, np.ndarray) and pool.runs_fused
 
 
 # ---------------------------------------------------------------------------
 # Transposed numerics: arrays of shape (..., rows), reductions over classes
 # ---------------------------------------------------------------------------
-
-
-def _design_coef(coef, intercept, *, fit_intercept):
-    """Return a copy of linear experts' coefficients on their design, (K, p).
-
-    The intercepts are the last column when the design has a row of ones.
-    """
-    if not fit_intercept:
-        return np.array(coef)
-    return np.concatenate([coef, intercept[:, None]], axis=1)
 
 
 def _transposed_coef(coef):
@@ -283,7 +273,9 @@ class FusedRows:
             raise TypeError("FusedRows fits linear experts only.")
         statistics = {}
         if linear_coef is not None:
-            statistics["squared_residuals"] = self._squared_residuals(*linear_coef)
+            statistics["squared_residuals"] = self._squared_residuals(
+                pool, *linear_coef
+            )
         if not gate_trials:
             return statistics
         if linear_coef is not None and all(t.shape[0] == 1 for t in gate_trials):
@@ -311,24 +303,18 @@ class FusedRows:
         statistics["gates"] = self._trial_pass(gate, gate_trials)
         return statistics
 
-    def _squared_residuals(self, coef, intercept):
+    def _squared_residuals(self, pool, coef, intercept):
         """Return each expert's weighted squared residuals at new coefficients.
 
-        With ``e = y - x b`` the residuals at the E-step's coefficients
-        ``b``, and ``d = b' - b``: ``sum W (e - x d)^2 = sum W e^2 - 2 d.(sum
-        W e x) + d' G d``, where G is the experts' weighted Gram matrix. The
-        three sums come from the E-step's pass, so no pass is needed. The
-        terms are of the size of residuals, not of y: nothing cancels
-        catastrophically, as it would in ``sum W y^2 - ...``.
+        From sums the E-step's pass made at the coefficients it was given
+        (:meth:`~skmoe._experts.LinearGaussianExperts.expanded_squared_residuals`
+        around them): no pass is needed, and the terms are of the size of
+        residuals, not of y, so nothing cancels catastrophically, as it
+        would in ``sum W y^2 - ...``.
         """
         squares, moment, gram, old, _ = self._residuals
-        step = _design_coef(coef, intercept, fit_intercept=self.fit_intercept) - old
-        ssr = (
-            squares
-            - 2.0 * np.einsum("kp,kp->k", step, moment)
-            + np.einsum("kp,kpq,kq->k", step, gram, step)
-        )
-        return np.maximum(ssr, 0.0)
+        step = pool.design_coef(coef, intercept) - old
+        return pool.expanded_squared_residuals(squares, moment, gram, step)
 
     # Passes over the chunks ---------------------------------------------------
 
@@ -348,9 +334,7 @@ class FusedRows:
         ]
         shared = self.gate_x is self.expert_x
         n_experts = pool.n_experts
-        coef = _design_coef(
-            pool.coef_, pool.intercept_, fit_intercept=self.fit_intercept
-        )
+        coef = pool.design_coef()
         scale = -0.5 / pool.variance_[:, None]
         offset = -0.5 * np.log(2.0 * np.pi * pool.variance_)[:, None]
         # Columns of the chunk's one GEMM against the gate's packed
@@ -645,7 +629,7 @@ def fit_linear_experts(pool, designs, y, weights):
         sums.add(x, chunk_weights)
     # In the data's precision, as the in-memory M-step solves.
     pool.solve(sums.grams().astype(design.dtype), moment.astype(design.dtype), mass)
-    coef = _design_coef(pool.coef_, pool.intercept_, fit_intercept=pool.fit_intercept)
+    coef = pool.design_coef()
     ssr = np.zeros(n_experts)
     for rows in _chunks(design.shape[1], chunk_rows):
         residual = np.subtract(y[rows], coef @ design[:, rows])

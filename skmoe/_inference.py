@@ -66,7 +66,6 @@ from sklearn.utils.validation import (
 )
 
 from skmoe._backend import tensor_to_numpy
-from skmoe._experts import LinearGaussianExperts, LogisticExperts
 from skmoe._summary import MixtureSummary
 
 __all__ = [
@@ -711,7 +710,7 @@ def fitted_layout(model, X):
     ones = np.ones((X.shape[0], 1))
     Xg = np.hstack([X[:, gate.feature_indices], ones])
     gate_coef = [np.asarray(c, dtype=np.float64) for c in gate.coef]
-    if hasattr(pool, "variance_"):
+    if pool.parameter_kind == "gaussian":
         fit_intercept = bool(pool.fit_intercept)
         Xe = np.hstack([X, ones]) if fit_intercept else X
         coef = np.asarray(pool.coef_, dtype=np.float64)
@@ -905,7 +904,7 @@ def check_summary_support(model, method):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     pool = model._expert_pool
-    if not isinstance(pool, LinearGaussianExperts | LogisticExperts):
+    if pool.parameter_kind is None:
         raise TypeError(
             "summary gives standard errors for the parameters of linear "
             "experts (LinearRegression, Ridge or the default) and logistic "

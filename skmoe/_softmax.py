@@ -22,12 +22,16 @@ from skmoe._backend import (
 __all__ = [
     "centred_trial",
     "newton_direction",
+    "newton_quadratic",
+    "one_hot",
     "penalty_gradient",
+    "quadratic_maximiser",
     "softmax_curvature_weights",
     "softmax_fit",
     "softmax_gradient",
     "softmax_hessian",
     "softmax_log_proba",
+    "softmax_newton_parts",
     "softmax_newton_step",
     "softmax_objective",
     "softmax_penalty",
@@ -399,3 +403,72 @@ def softmax_newton_step(
                 break
         step_size *= 0.5
     return new_coef, gain, new_log_proba
+
+
+# ---------------------------------------------------------------------------
+# Newton statistics of softmax problems, and their running quadratic model
+# ---------------------------------------------------------------------------
+
+
+def one_hot(y_index, n_classes, dtype):
+    """Return class indices as one-hot targets of K problems, (n, 1, n_classes)."""
+    return np.eye(n_classes, dtype=dtype)[y_index][:, None, :]
+
+
+def softmax_newton_parts(Xa, coef, targets, weights, *, log_proba=None):
+    """Return the fit, gradient and curvature row weights of softmax problems.
+
+    What a Newton step needs from a block of rows (NumPy), but the Gram
+    matrices of the curvature weights, which the caller forms (alone, or in
+    one product with other weights on the same design).
+    """
+    full = uses_full_hessian("auto", coef.shape[2], Xa.shape[1])
+    if log_proba is None:
+        log_proba = softmax_log_proba(Xa, coef)
+    proba = np.exp(log_proba)
+    return (
+        softmax_fit(log_proba, targets, weights),
+        softmax_gradient(Xa, proba, targets, weights),
+        softmax_curvature_weights(proba, weights, full=full),
+    )
+
+
+def _curvature_times(curvature, coef, *, full):
+    """Return ``H theta`` in the layout of ``coef`` (P, p, b)."""
+    n_problems, p, n_classes = coef.shape
+    if full:
+        flat = np.reshape(np.transpose(coef, (0, 2, 1)), (n_problems, -1))
+        product = np.einsum("kij,kj->ki", curvature, flat)
+        return np.transpose(np.reshape(product, (n_problems, n_classes, p)), (0, 2, 1))
+    return np.einsum("kcij,kjc->kic", curvature, coef)
+
+
+def newton_quadratic(coef, statistics, weight):
+    """Return the per-unit-weight Newton model of softmax problems at ``coef``.
+
+    ``statistics`` holds the problems' ``gradient`` and curvature ``gram``
+    on a block of total weight ``weight``; the model is the curvature ``H``
+    and ``H coef + gradient`` (on-line IRLS, ``_stepwise``).
+    """
+    n_problems, p, n_classes = coef.shape
+    full = uses_full_hessian("auto", n_classes, p)
+    curvature = softmax_hessian(statistics["gram"], n_problems, n_classes, full=full)
+    rhs = _curvature_times(curvature, coef, full=full) + statistics["gradient"]
+    return {"curvature": curvature / weight, "rhs": rhs / weight}
+
+
+def quadratic_maximiser(quadratic, total, alpha, dtype, scale=None):
+    """Return the coefficients that maximise a penalised running quadratic.
+
+    ``quadratic`` is an average of :func:`newton_quadratic` models standing
+    for the weight ``total``; the penalty is ``softmax_penalty``'s with
+    ``alpha`` and ``scale``.
+    """
+    rhs = quadratic["rhs"]
+    full = quadratic["curvature"].ndim == 3
+    coef = newton_direction(
+        total * quadratic["curvature"], total * rhs, alpha, full=full, scale=scale
+    )
+    # The intercepts are defined up to a common shift: centre them.
+    coef[:, -1, :] -= np.mean(coef[:, -1, :], axis=1, keepdims=True)
+    return coef.astype(dtype, copy=False)

@@ -26,14 +26,12 @@ of a block. All take and return NumPy arrays; sums are float64.
 import numpy as np
 
 from skmoe._backend import DesignCache, logsumexp
-from skmoe._experts import LinearGaussianExperts
 from skmoe._routing import log_posterior, route_log_weights
 from skmoe._softmax import (
-    softmax_curvature_weights,
+    one_hot,
     softmax_fit,
-    softmax_gradient,
     softmax_log_proba,
-    uses_full_hessian,
+    softmax_newton_parts,
 )
 
 __all__ = [
@@ -80,19 +78,6 @@ def block_posterior(gate, pool, designs, y, *, routing, top_k):
     return log_bound, np.exp(log_resp), level_log_probas
 
 
-def _softmax_parts(Xa, coef, targets, weights, *, log_proba=None):
-    """Return the fit, gradient and curvature row weights of softmax problems."""
-    full = uses_full_hessian("auto", coef.shape[2], Xa.shape[1])
-    if log_proba is None:
-        log_proba = softmax_log_proba(Xa, coef)
-    proba = np.exp(log_proba)
-    return (
-        softmax_fit(log_proba, targets, weights),
-        softmax_gradient(Xa, proba, targets, weights),
-        softmax_curvature_weights(proba, weights, full=full),
-    )
-
-
 def _trial_fits(Xa, trials, targets, weights):
     """Return the fit of every trial of every problem, shape (n_trials, P).
 
@@ -119,10 +104,6 @@ def _trial_fits(Xa, trials, targets, weights):
         ),
     )
     return np.reshape(fit, (n_trials, n_problems))
-
-
-def _one_hot(y_index, n_classes, dtype):
-    return np.eye(n_classes, dtype=dtype)[y_index][:, None, :]
 
 
 def _float64(tree):
@@ -197,38 +178,21 @@ def em_statistics(X, y, sample_weight, *, gate, pool, routing, top_k):
     weights = sample_weight[:, None] * resp
     gate_design = gate.design(designs)
     gate_parts = [
-        _softmax_parts(gate_design.X, coef, targets, problem_weights, log_proba=lp)
+        softmax_newton_parts(
+            gate_design.X, coef, targets, problem_weights, log_proba=lp
+        )
         for coef, (targets, problem_weights), lp in zip(
             gate.coef, gate.problems(resp, sample_weight), level_log_probas, strict=True
         )
     ]
     curvature = [V for _, _, V in gate_parts]
-    if isinstance(pool, LinearGaussianExperts):
-        expert_design = pool.gram_design(designs)
-        if expert_design is gate_design:
-            expert_gram, *gate_grams = gate_design.grams([weights, *curvature])
-        else:
-            expert_gram = expert_design.gram(weights)
-            gate_grams = gate_design.grams(curvature)
-        experts = {
-            "gram": expert_gram,
-            "moment": pool.moment(expert_design, y, weights),
-            "squares": weights.T @ (y * y),
-        }
+    # Pools whose M-step takes the Gram matrices of their weights on the
+    # gate's design get them from the gate's product (one GEMM).
+    if pool.gram_design(designs) is gate_design:
+        expert_gram, *gate_grams = gate_design.grams([weights, *curvature])
     else:
-        gate_grams = gate_design.grams(curvature)
-        experts = expert_statistics(
-            X,
-            y,
-            sample_weight,
-            gate=gate,
-            pool=pool,
-            routing=routing,
-            top_k=top_k,
-            coef=pool.coef_,
-            weights=weights,
-            designs=designs,
-        )
+        expert_gram, gate_grams = None, gate_design.grams(curvature)
+    experts = pool.block_statistics(designs, y, weights, gram=expert_gram)
     statistics = {
         "n_rows": X.shape[0],
         "weight": np.sum(sample_weight),
@@ -275,10 +239,7 @@ def expert_statistics(
             gate, pool, designs, y, routing=routing, top_k=top_k
         )
         weights = sample_weight[:, None] * resp
-    design = designs.get(intercept=True)
-    targets = _one_hot(y, coef.shape[2], X.dtype)
-    fit, gradient, V = _softmax_parts(design.X, coef, targets, weights)
-    return _float64({"fit": fit, "gradient": gradient, "gram": design.gram(V)})
+    return _float64(pool.block_statistics(designs, y, weights, coef=coef))
 
 
 def trial_statistics(
@@ -341,7 +302,7 @@ def trial_statistics(
         statistics["experts"] = _trial_fits(
             designs.get(intercept=True).X,
             expert_trials,
-            _one_hot(y, expert_trials.shape[3], X.dtype),
+            one_hot(y, expert_trials.shape[3], X.dtype),
             weights,
         )
         if newton_at_first_trial:
@@ -358,9 +319,9 @@ def trial_statistics(
                 designs=designs,
             )
     if linear_coef is not None:
-        coef, intercept = linear_coef
-        residual = y[:, None] - (X @ coef.T + intercept[None, :])
-        statistics["squared_residuals"] = np.sum(weights * residual**2, axis=0)
+        statistics["squared_residuals"] = pool.block_squared_residuals(
+            X, y, weights, linear_coef
+        )
     return _float64(statistics)
 
 

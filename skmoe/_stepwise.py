@@ -24,49 +24,12 @@ noise; kappa = 0.6 is a common choice in the stepwise-EM literature (Liang
 & Klein 2009).
 """
 
-import numpy as np
-
-from skmoe._experts import MIN_EXPERT_WEIGHT, LinearGaussianExperts
-from skmoe._softmax import newton_direction, softmax_hessian, uses_full_hessian
+from skmoe._softmax import newton_quadratic, quadratic_maximiser
 from skmoe._statistics import em_statistics
 
 __all__ = ["StepwiseEM"]
 
 STEP_DECAY = 0.6
-
-
-def _curvature_times(curvature, coef, *, full):
-    """Return ``H theta`` in the layout of ``coef`` (P, p, b)."""
-    n_problems, p, n_classes = coef.shape
-    if full:
-        flat = np.reshape(np.transpose(coef, (0, 2, 1)), (n_problems, -1))
-        product = np.einsum("kij,kj->ki", curvature, flat)
-        return np.transpose(np.reshape(product, (n_problems, n_classes, p)), (0, 2, 1))
-    return np.einsum("kcij,kjc->kic", curvature, coef)
-
-
-def _quadratic(coef, statistics, weight):
-    """Return the per-unit-weight Newton model of softmax problems at ``coef``."""
-    n_problems, p, n_classes = coef.shape
-    full = uses_full_hessian("auto", n_classes, p)
-    curvature = softmax_hessian(statistics["gram"], n_problems, n_classes, full=full)
-    rhs = _curvature_times(curvature, coef, full=full) + statistics["gradient"]
-    return {"curvature": curvature / weight, "rhs": rhs / weight}
-
-
-def _maximiser(quadratic, total, alpha, dtype, scale=None):
-    """Return the coefficients that maximise the penalised running quadratic.
-
-    The penalty is ``softmax_penalty``'s with ``alpha`` and ``scale``.
-    """
-    rhs = quadratic["rhs"]
-    full = quadratic["curvature"].ndim == 3
-    coef = newton_direction(
-        total * quadratic["curvature"], total * rhs, alpha, full=full, scale=scale
-    )
-    # The intercepts are defined up to a common shift: centre them.
-    coef[:, -1, :] -= np.mean(coef[:, -1, :], axis=1, keepdims=True)
-    return coef.astype(dtype, copy=False)
 
 
 class StepwiseEM:
@@ -112,8 +75,7 @@ class StepwiseEM:
             The batch's weighted mean log-bound under the model before the
             update (its log-likelihood for soft routing).
         """
-        linear = isinstance(pool, LinearGaussianExperts)
-        shift = self.y_offset if linear and pool.fit_intercept else 0.0
+        shift = pool.target_shift(self.y_offset)
         if shift:
             # The same model on shifted targets: y - c with intercepts - c.
             y = y - shift
@@ -126,18 +88,11 @@ class StepwiseEM:
             current = {
                 "mass": batch["mass"] / weight,
                 "gates": [
-                    _quadratic(coef, level, weight)
+                    newton_quadratic(coef, level, weight)
                     for coef, level in zip(gate.coef, batch["gates"], strict=True)
                 ],
+                "experts": pool.running_statistics(batch["experts"], weight),
             }
-            experts = batch["experts"]
-            if linear:
-                current["experts"] = {
-                    name: experts[name] / weight
-                    for name in ("gram", "moment", "squares")
-                }
-            else:
-                current["experts"] = _quadratic(pool.coef_, experts, weight)
 
             self.n_steps += 1
             self.weight_seen += weight
@@ -155,27 +110,12 @@ class StepwiseEM:
         total = self.weight_seen
         statistics = self.statistics
         gate.coef = [
-            _maximiser(quadratic, total, alpha, coef.dtype, gate.penalty_scale)
+            quadratic_maximiser(quadratic, total, alpha, coef.dtype, gate.penalty_scale)
             for quadratic, coef in zip(statistics["gates"], gate.coef, strict=True)
         ]
-        mass = total * statistics["mass"]
-        experts = statistics["experts"]
-        if isinstance(pool, LinearGaussianExperts):
-            gram, moment = total * experts["gram"], total * experts["moment"]
-            pool.solve(gram, moment, mass)
-            beta = pool.coef_
-            if pool.fit_intercept:
-                beta = np.concatenate([beta, pool.intercept_[:, None]], axis=1)
-            ssr = (
-                total * experts["squares"]
-                - 2.0 * np.einsum("kp,kp->k", beta, moment)
-                + np.einsum("kp,kpq,kq->k", beta, gram, beta)
-            )
-            pool.update_variance(np.maximum(ssr, 0.0), mass)
-        else:
-            refit = mass > MIN_EXPERT_WEIGHT
-            coef = _maximiser(experts, total, pool.alpha, pool.coef_.dtype)
-            pool.coef_[refit] = coef[refit]
+        pool.update_from_running(
+            statistics["experts"], total * statistics["mass"], total
+        )
 
 
 def _blend(old, new, gamma):

@@ -118,6 +118,32 @@ def test_the_engine_takes_no_estimator():
     assert _estimator_private_uses(tree) == []
 
 
+def test_no_module_switches_on_the_type_of_an_expert_pool():
+    """Each family owns its maths: outside ``_experts`` code calls a pool's
+    methods (statistics, update, noise) and never asks which pool it holds."""
+    experts = importlib.import_module("skmoe._experts")
+    pools = {
+        name
+        for name, obj in vars(experts).items()
+        if inspect.isclass(obj) and issubclass(obj, experts._ExpertPool)
+    }
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "_experts":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+            ):
+                continue
+            named = {
+                getattr(part, "id", getattr(part, "attr", None))
+                for part in ast.walk(node.args[1])
+            }
+            assert not named & pools, f"{path.name}:{node.lineno}"
+
+
 @pytest.mark.parametrize(
     ("owner", "imports"),
     [
