@@ -392,18 +392,19 @@ class LogisticExperts(_ExpertPool):
         return xp.log(proba[rows, :, to_device(y_index, X)])
 
     def m_step(self, designs, y_index, weights):
-        """Refit every expert to convergence with its weights.
+        """Improve every expert given its weights, by :meth:`newton_steps`.
 
-        Returns the refitted experts' log-likelihood on the training rows.
+        Each step from the statistics of the whole arrays
+        (:func:`~skmoe._softmax.softmax_newton_step`). Returns the new
+        experts' log-likelihood on the training rows.
         """
         X = designs.source
         xp = get_namespace(X)
         design = designs.get(intercept=True)
-        Xa = design.X
         n_classes = self.classes.shape[0]
         if self.coef_ is None:
             self.coef_ = xp.zeros(
-                (self.n_experts, Xa.shape[1], n_classes),
+                (self.n_experts, design.X.shape[1], n_classes),
                 dtype=X.dtype,
                 device=device(X),
             )
@@ -411,23 +412,53 @@ class LogisticExperts(_ExpertPool):
             xp.eye(n_classes, dtype=X.dtype, device=device(X)), y_index, axis=0
         )[:, None, :]
         refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
-        coef = self.coef_[refit]
-        scale = 1.0 + float(xp.sum(weights))
-        log_proba = None
-        for _ in range(_LOGISTIC_MAX_NEWTON):
-            coef, gain, log_proba = softmax_newton_step(
+        refit_weights = weights[:, refit]
+
+        def take_step(coef, log_proba, last):
+            return softmax_newton_step(
                 design,
                 coef,
                 targets,
-                weights[:, refit],
+                refit_weights,
                 alpha=self.alpha,
                 log_proba=log_proba,
             )
-            largest_gain = float(xp.max(gain)) if gain.shape[0] else 0.0
-            if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * scale:
-                break
-        self.coef_[refit] = coef
+
+        self.coef_[refit] = self.newton_steps(
+            take_step, self.coef_[refit], float(xp.sum(weights))
+        )
         return self.log_likelihood(X, y_index)
+
+    def newton_steps(self, take_step, coef, total_weight):
+        """Return the coefficients of the experts' M-step rule.
+
+        Line-searched Newton steps on the experts' weighted, penalised
+        softmax regressions (:func:`~skmoe._softmax.line_search`: the
+        objective never decreases), at most ``_LOGISTIC_MAX_NEWTON``, until
+        no refit expert gains more than ``_LOGISTIC_GAIN_TOL`` per unit of
+        weight. Wherever the statistics are summed (whole arrays, chunks,
+        blocks), EM takes its logistic experts' M-step here.
+
+        Parameters
+        ----------
+        take_step : callable
+            ``take_step(coef, state, last)`` takes one step from ``coef``
+            and returns ``(coef, gain, state)``, ``gain`` the increase of
+            every refit expert's objective; ``state`` is what the caller
+            keeps between steps (None at the first), ``last`` says whether
+            no other step follows.
+        coef : array of shape (n, p, n_classes)
+        total_weight : float
+            The sum of the experts' weights.
+        """
+        xp = get_namespace(coef)
+        state = None
+        for n_steps in range(1, _LOGISTIC_MAX_NEWTON + 1):
+            coef, gain, state = take_step(coef, state, n_steps == _LOGISTIC_MAX_NEWTON)
+            largest_gain = float(xp.max(gain)) if gain.shape[0] else 0.0
+            if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * (1.0 + total_weight):
+                break
+        return coef
 
     def log_prior(self):
         """Return the log of the coefficients' Gaussian prior (the L2 penalty)."""

@@ -28,13 +28,7 @@ import numpy as np
 from skmoe._backend import DesignCache, logsumexp
 from skmoe._experts import LinearGaussianExperts
 from skmoe._routing import log_posterior, route_log_weights
-from skmoe._softmax import (
-    softmax_curvature_weights,
-    softmax_fit,
-    softmax_gradient,
-    softmax_log_proba,
-    uses_full_hessian,
-)
+from skmoe._softmax import softmax_statistics, softmax_trial_fits
 
 __all__ = [
     "SummedBlocks",
@@ -78,47 +72,6 @@ def block_posterior(gate, pool, designs, y, *, routing, top_k):
     log_joint = gate.leaf_log_proba(level_log_probas) + pool.log_likelihood(X, y)
     log_bound, log_resp = log_posterior(log_joint, routing=routing, top_k=top_k)
     return log_bound, np.exp(log_resp), level_log_probas
-
-
-def _softmax_parts(Xa, coef, targets, weights, *, log_proba=None):
-    """Return the fit, gradient and curvature row weights of softmax problems."""
-    full = uses_full_hessian("auto", coef.shape[2], Xa.shape[1])
-    if log_proba is None:
-        log_proba = softmax_log_proba(Xa, coef)
-    proba = np.exp(log_proba)
-    return (
-        softmax_fit(log_proba, targets, weights),
-        softmax_gradient(Xa, proba, targets, weights),
-        softmax_curvature_weights(proba, weights, full=full),
-    )
-
-
-def _trial_fits(Xa, trials, targets, weights):
-    """Return the fit of every trial of every problem, shape (n_trials, P).
-
-    ``trials`` has shape (n_trials, P, p, b): one coefficient set per trial
-    step size, all evaluated in one product with the block.
-    """
-    n_trials, n_problems, p, n_classes = trials.shape
-    n_rows = Xa.shape[0]
-    targets = np.broadcast_to(targets, (n_rows, n_problems, n_classes))
-    log_proba = softmax_log_proba(
-        Xa, np.reshape(trials, (n_trials * n_problems, p, n_classes))
-    )
-    # The formula of the in-memory line search (softmax_fit), so that both
-    # accept the same steps.
-    fit = softmax_fit(
-        log_proba,
-        np.reshape(
-            np.broadcast_to(targets[:, None], (n_rows, n_trials, *targets.shape[1:])),
-            (n_rows, n_trials * n_problems, n_classes),
-        ),
-        np.reshape(
-            np.broadcast_to(weights[:, None], (n_rows, n_trials, n_problems)),
-            (n_rows, n_trials * n_problems),
-        ),
-    )
-    return np.reshape(fit, (n_trials, n_problems))
 
 
 def _one_hot(y_index, n_classes, dtype):
@@ -197,7 +150,7 @@ def em_statistics(X, y, sample_weight, *, gate, pool, routing, top_k):
     weights = sample_weight[:, None] * resp
     gate_design = gate.design(designs)
     gate_parts = [
-        _softmax_parts(gate_design.X, coef, targets, problem_weights, log_proba=lp)
+        softmax_statistics(gate_design.X, coef, targets, problem_weights, log_proba=lp)
         for coef, (targets, problem_weights), lp in zip(
             gate.coef, gate.problems(resp, sample_weight), level_log_probas, strict=True
         )
@@ -277,7 +230,7 @@ def expert_statistics(
         weights = sample_weight[:, None] * resp
     design = designs.get(intercept=True)
     targets = _one_hot(y, coef.shape[2], X.dtype)
-    fit, gradient, V = _softmax_parts(design.X, coef, targets, weights)
+    fit, gradient, V = softmax_statistics(design.X, coef, targets, weights)
     return _float64({"fit": fit, "gradient": gradient, "gram": design.gram(V)})
 
 
@@ -331,14 +284,14 @@ def trial_statistics(
     if gate_trials is not None:
         Xa = gate.design(designs).X
         statistics["gates"] = [
-            _trial_fits(Xa, trials, targets, problem_weights)
+            softmax_trial_fits(Xa, trials, targets, problem_weights)
             for trials, (targets, problem_weights) in zip(
                 gate_trials, gate.problems(resp, sample_weight), strict=True
             )
         ]
     weights = sample_weight[:, None] * resp
     if expert_trials is not None:
-        statistics["experts"] = _trial_fits(
+        statistics["experts"] = softmax_trial_fits(
             designs.get(intercept=True).X,
             expert_trials,
             _one_hot(y, expert_trials.shape[3], X.dtype),
