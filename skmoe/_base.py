@@ -54,7 +54,8 @@ from skmoe._backend import (
 from skmoe._blockwise import blockwise_em
 from skmoe._dask import is_dask_array
 from skmoe._engine import EMRun
-from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
+from skmoe._fused import fit_linear_experts, supports_fused
+from skmoe._fused_logistic import fused_rows
 from skmoe._gating import GateTree, penalty_scale
 from skmoe._inference import information_criteria, posterior_entropy, summarize
 from skmoe._init import (
@@ -890,10 +891,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         run of the start. ``routing`` is the E-step's (None:
         :meth:`_em_routing`; the start's runs pass :meth:`_start_routing`).
         """
-        if supports_fused(designs.source, pool):
-            # Linear experts on NumPy data: the same EM iterations, each one
-            # pass over cache-sized chunks of rows (DESIGN.md §6).
-            rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
+        rows = fused_rows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
+        if rows is not None:
+            # Vectorized experts on NumPy data: the same EM iterations, each
+            # a pass over cache-sized chunks of rows (DESIGN.md §6).
             history = blockwise_em(
                 self, gate, pool, rows, max_iter=max_iter, init=init, routing=routing
             )

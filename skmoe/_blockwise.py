@@ -247,5 +247,8 @@ def _logistic_m_step(pool, blocks, statistics, model):
         return coef, gain[refit], first_pass
 
     pool.coef_ = pool.newton_steps(
-        take_step, np.array(pool.coef_, copy=True), float(np.sum(statistics["mass"]))
+        take_step,
+        np.array(pool.coef_, copy=True),
+        float(np.sum(statistics["mass"])),
+        max_steps=pool.em_newton_steps,
     )
