@@ -75,8 +75,11 @@ print(json.dumps({
 def run(root, kind, seed, n, threads):
     """Return the worker's answer for one fit with ``PYTHONPATH=root``."""
     env = dict(os.environ, PYTHONPATH=root)
+    # Run from ``root``: ``python -c`` puts the working directory first on
+    # the path, before PYTHONPATH.
     out = subprocess.run(
         [sys.executable, "-c", WORKER, kind, str(seed), str(n), threads],
+        cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         check=True,

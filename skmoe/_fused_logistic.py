@@ -96,18 +96,16 @@ class FusedLogisticRows(FusedRows):
         self,
         *,
         gate,
-        pool,
-        routing,
-        top_k,
         gate_trials=None,
         expert_trials=None,
         newton_at_first_trial=False,
-        linear_coef=None,
+        **model,
     ):
         """Return the fits of the line searches' trials.
 
         Those of :func:`~skmoe._statistics.trial_statistics`, on the
-        responsibilities of the last :meth:`em_statistics`.
+        responsibilities of the last :meth:`em_statistics` (``model``: the
+        rest of the model they were computed at, unused).
         """
         statistics = {}
         if gate_trials:

@@ -60,13 +60,12 @@ def _assert_same_statistics(found, expected, path, terms):
 
 
 @pytest.mark.parametrize(
-    "params",
-    [{"n_experts": 4}, {"hierarchy": (2, 2)}, {"n_experts": 3, "gate_features": [1]}],
-    ids=["flat", "tree", "gate-features"],
+    "structure", [{"n_experts": 4}, {"hierarchy": (2, 2)}], ids=["flat", "tree"]
 )
-def test_statistics_equal_those_of_row_blocks(params, data):
+@pytest.mark.parametrize("gate_features", [None, [1]], ids=["all", "one-column"])
+def test_chunk_sums_equal_the_sums_of_row_blocks(structure, gate_features, data):
     X, y, sample_weight = data
-    moe = _started_model(X, y, sample_weight, **params)
+    moe = _started_model(X, y, sample_weight, gate_features=gate_features, **structure)
     y_index = moe._encode_targets(y, reset=False)
     gate, pool = moe.gate_, moe._expert_pool
     model = {"gate": gate, "pool": pool, "routing": "soft", "top_k": 2}
@@ -94,34 +93,32 @@ def test_statistics_equal_those_of_row_blocks(params, data):
     )
 
 
-def _fit(params, X, y, sample_weight, *, fused, monkeypatch):
-    with monkeypatch.context() as patch:
-        # The whole-array M-step takes Newton steps to convergence; so does
-        # the fused one here, to compare the same EM.
-        patch.setattr(LogisticExperts, "em_newton_steps", _LOGISTIC_MAX_NEWTON)
-        if not fused:
-            patch.setattr(skmoe._base, "fused_rows", lambda *args, **kwargs: None)
+# Each: the structure and options of the EM compared.
+WHOLE_ARRAY_CASES = {
+    "flat": {"n_experts": 4},
+    "tree": {"hierarchy": (2, 2)},
+    "hard": {"n_experts": 4, "routing": "hard"},
+    "gate-features": {"n_experts": 3, "gate_features": [0, 2]},
+}
+
+
+@pytest.mark.parametrize("case", WHOLE_ARRAY_CASES)
+def test_fused_em_equals_the_whole_array_em(case, data, monkeypatch):
+    X, y, sample_weight = data
+    # The whole-array M-step takes Newton steps to convergence; so does the
+    # fused one here, to compare the same EM.
+    monkeypatch.setattr(LogisticExperts, "em_newton_steps", _LOGISTIC_MAX_NEWTON)
+    fits = {}
+    for path in ("fused", "whole"):
+        if path == "whole":
+            monkeypatch.setattr(skmoe._base, "fused_rows", lambda *args, **kw: None)
+        moe = MixtureOfExpertsClassifier(
+            random_state=0, tol=0.0, max_iter=10, split_merge=0
+        ).set_params(**WHOLE_ARRAY_CASES[case])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return MixtureOfExpertsClassifier(
-                random_state=0, tol=0.0, max_iter=10, split_merge=0, **params
-            ).fit(X, y, sample_weight=sample_weight)
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"n_experts": 4},
-        {"hierarchy": (2, 2)},
-        {"n_experts": 4, "routing": "hard"},
-        {"n_experts": 3, "gate_features": [0, 2]},
-    ],
-    ids=["flat", "tree", "hard", "gate-features"],
-)
-def test_fused_em_equals_the_whole_array_em(params, data, monkeypatch):
-    X, y, sample_weight = data
-    fused = _fit(params, X, y, sample_weight, fused=True, monkeypatch=monkeypatch)
-    whole = _fit(params, X, y, sample_weight, fused=False, monkeypatch=monkeypatch)
+            fits[path] = moe.fit(X, y, sample_weight=sample_weight)
+    fused, whole = fits["fused"], fits["whole"]
     # The same M-step rule from the same statistics, summed in another
     # order: the fits agree to the rounding the line searches see.
     np.testing.assert_allclose(
