@@ -12,9 +12,10 @@ its sums computed by :class:`~skmoe._fused.FusedRows` on chunks of rows:
 * gates: one Newton step per gate from the summed gradients and curvature,
   with the same backtracking line search, whose trial step sizes are scored
   a few at a time in one pass;
-* logistic experts: Newton steps to convergence, each from one pass that
-  scores the full step and computes the next step's statistics there
-  (another pass only when the full step is refused).
+* logistic experts: ``LogisticExperts.newton_steps`` from the sums, one
+  line-searched Newton step per EM iteration (``em_newton_steps``); where
+  more are asked, the pass that scores a full step computes the next
+  step's statistics there (another pass only when the step is refused).
 
 Same start, same steps: the fit agrees with the in-memory one to rounding.
 A source of statistics is any object with ``n_rows`` and the methods

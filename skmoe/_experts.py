@@ -350,8 +350,11 @@ def supports_vectorized_logistic(estimator):
 class LogisticExperts(_ExpertPool):
     """K multinomial logistic experts, fitted together.
 
-    Every M-step solves the experts' weighted, L2-penalised softmax
-    regressions to convergence by batched Newton steps, with the penalty of
+    The M-step improves the experts' weighted, L2-penalised softmax
+    regressions by batched, line-searched Newton steps
+    (:meth:`newton_steps`): to convergence on whole arrays and in the
+    starts, one step per EM iteration on summed statistics (the NumPy
+    fast path, Dask), with the penalty of
     ``LogisticRegression``: ``||W||^2 / (2 C)`` on the coefficients of a
     multinomial model and ``||w||^2 / (2 C)`` on the single coefficient
     vector of a binary one (a symmetric softmax with twice the strength).

@@ -130,3 +130,31 @@ def test_fused_em_equals_the_whole_array_em(case, data, monkeypatch):
     np.testing.assert_allclose(
         fused.predict_proba(X), whole.predict_proba(X), rtol=1e-6, atol=1e-9
     )
+
+
+def test_one_newton_step_per_m_step_never_decreases_the_objective(
+    data, monkeypatch, assert_never_decreases
+):
+    # The fused EM's logistic M-step is one line-searched Newton step (a
+    # generalised EM): the objective still never decreases.
+    X, y, sample_weight = data
+    steps = []
+    newton_steps = LogisticExperts.newton_steps
+
+    def counted(self, take_step, *args, **kwargs):
+        def step(*step_args):
+            steps[-1] += 1
+            return take_step(*step_args)
+
+        steps.append(0)
+        return newton_steps(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticExperts, "newton_steps", counted)
+    moe = MixtureOfExpertsClassifier(
+        n_experts=4, random_state=0, tol=0.0, max_iter=30, split_merge=0
+    )
+    with pytest.warns(ConvergenceWarning):
+        moe.fit(X, y, sample_weight=sample_weight)
+    assert_never_decreases(moe.objective_history_)
+    # The last run's M-steps took one step each.
+    assert steps[-30:] == [1] * 30
