@@ -63,7 +63,8 @@ from skmoe._engine import (
     record_iteration,
     run_em,
 )
-from skmoe._fused import FusedRows, fit_linear_experts, supports_fused
+from skmoe._fused import fit_linear_experts, supports_fused
+from skmoe._fused_logistic import fused_rows
 from skmoe._gating import GateTree
 from skmoe._inference import information_criteria, posterior_entropy, summarize
 from skmoe._init import start_rows
@@ -741,10 +742,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         run of the start. ``routing`` is the E-step's (None:
         :meth:`_em_routing`; the start's runs pass :meth:`_start_routing`).
         """
-        if supports_fused(designs.source, pool):
-            # Linear experts on NumPy data: the same EM iterations, each one
-            # pass over cache-sized chunks of rows (docs/design.md §6).
-            rows = FusedRows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
+        rows = fused_rows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
+        if rows is not None:
+            # Vectorized experts on NumPy data: the same EM iterations, each
+            # a pass over cache-sized chunks of rows (docs/design.md §6).
             source = SummedRows(rows, responsibilities=rows.responsibilities)
         else:
             source = ArrayRows(designs, y_encoded, sample_weight)

@@ -15,9 +15,10 @@ this module is the M-step:
 * gates: one Newton step per gate from the summed gradients and curvature,
   with the same backtracking line search, whose trial step sizes are scored
   a few at a time in one pass;
-* logistic experts: Newton steps to convergence, each from one pass that
-  scores the full step and computes the next step's statistics there
-  (another pass only when the full step is refused).
+* logistic experts: ``LogisticExperts.newton_steps`` from the sums, one
+  line-searched Newton step per EM iteration (``em_newton_steps``); where
+  more are asked, the pass that scores a full step computes the next
+  step's statistics there (another pass only when the step is refused).
 
 Same start, same steps: the fit agrees with the in-memory one to rounding.
 A source of statistics is any object with ``n_rows`` and the methods
@@ -35,14 +36,7 @@ import copy
 import numpy as np
 
 from skmoe._experts import MIN_EXPERT_WEIGHT
-from skmoe._softmax import (
-    centred_trial,
-    newton_direction,
-    penalty_gradient,
-    softmax_hessian,
-    softmax_penalty,
-    uses_full_hessian,
-)
+from skmoe._softmax import line_search, newton_step
 from skmoe._statistics import SummedBlocks, sum_statistics
 
 __all__ = ["ArrayBlocks", "m_step"]
@@ -53,12 +47,6 @@ __all__ = ["ArrayBlocks", "m_step"]
 # d=10, K=4: 0.083 s with one trial, 0.144 s with four). Passes after it
 # score a few halvings at once, as each pass costs a read of the data.
 _TRIALS_PER_PASS = 4
-# As in the in-memory line search (``_softmax``).
-_MAX_HALVINGS = 30
-_ROUNDING_SLACK = 1e-12
-# As in ``LogisticExperts.m_step``.
-_LOGISTIC_MAX_NEWTON = 10
-_LOGISTIC_GAIN_TOL = 1e-12
 
 
 class ArrayBlocks(SummedBlocks):
@@ -108,7 +96,7 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
         "top_k": top_k,
     }
     gate_steps = [
-        _newton_step(
+        newton_step(
             coef,
             level["fit"],
             level["gradient"],
@@ -138,110 +126,63 @@ def m_step(gate, pool, blocks, statistics, *, alpha, routing, top_k):
         _logistic_m_step(pool, blocks, statistics, model)
 
 
-def _newton_step(coef, fit, gradient, gram, alpha, *, scale=None):
-    """Return (objective, step, penalty) of softmax problems from their statistics.
-
-    ``penalty`` is ``(alpha, scale)``, as the line search scores trials.
-    """
-    n_problems, p, n_classes = coef.shape
-    full = uses_full_hessian("auto", n_classes, p)
-    gradient = np.array(gradient, dtype=coef.dtype)
-    gradient[:, :-1, :] -= penalty_gradient(coef, alpha, scale)
-    curvature = softmax_hessian(
-        gram.astype(coef.dtype), n_problems, n_classes, full=full
-    )
-    step = newton_direction(curvature, gradient, alpha, full=full, scale=scale)
-    objective = fit - softmax_penalty(coef, alpha, scale)
-    return objective, step, (alpha, scale)
-
-
 def _line_search(coefs, steps, score, linear_coef=None):
-    """Backtrack every problem of every batch, a few step sizes per pass.
+    """Return :func:`~skmoe._softmax.line_search` of blocks, and what it found.
 
-    Each problem takes the largest halving of its step whose objective
-    loses no more than rounding, as ``softmax_newton_step`` does; problems
-    that find none keep their coefficients.
-
-    Parameters
-    ----------
-    coefs : list of ndarray of shape (P, p, b)
-        Current coefficients of each batch of problems.
-    steps : list of (objective, step, penalty)
-        From :func:`_newton_step`, per batch.
-    score : callable
-        ``score(trials, linear_coef)`` returns the trials' fits per batch,
-        each (n_trials, P), and whatever the pass computed for
-        ``linear_coef`` (asked on the first pass only).
-
-    Returns
-    -------
-    coefs : list of ndarray
-        The accepted coefficients.
-    gains : list of ndarray of shape (P,)
-        Each problem's increase of its objective (0 where none was found).
-    extra : object
-        What the first pass returned for ``linear_coef``.
+    Scores a few step sizes per pass over the blocks; ``score(trials,
+    linear_coef)`` returns the trials' fits per batch and whatever the pass
+    computed for ``linear_coef`` (asked on the first pass only), which is
+    returned third.
     """
-    new_coefs = [np.array(coef, copy=True) for coef in coefs]
-    accepted = [np.zeros(coef.shape[0], dtype=bool) for coef in coefs]
-    gains = [np.zeros(coef.shape[0]) for coef in coefs]
-    extra = None
-    for first in (0, *range(1, _MAX_HALVINGS, _TRIALS_PER_PASS)):
-        last = 1 if first == 0 else min(first + _TRIALS_PER_PASS, _MAX_HALVINGS)
-        sizes = [0.5**h for h in range(first, last)]
-        trials = [
-            np.stack([centred_trial(coef, step, size) for size in sizes])
-            for coef, (_, step, _) in zip(coefs, steps, strict=True)
-        ]
-        fits, found = score(trials, linear_coef if first == 0 else None)
-        if first == 0:
-            extra = found
-        for j, (objective, _, penalty) in enumerate(steps):
-            floor = objective - _ROUNDING_SLACK * np.abs(objective)
-            for t in range(len(sizes)):
-                trial_objective = fits[j][t] - softmax_penalty(trials[j][t], *penalty)
-                improved = (trial_objective >= floor) & ~accepted[j]
-                new_coefs[j][improved] = trials[j][t][improved]
-                gains[j][improved] = (trial_objective - objective)[improved]
-                accepted[j] |= improved
-        if all(np.all(a) for a in accepted):
-            break
-    return new_coefs, gains, extra
+    extra = {}
+
+    def fits(trials, first):
+        found, more = score(trials, linear_coef if first else None)
+        if first:
+            extra["found"] = more
+        return found
+
+    new_coefs, gains = line_search(coefs, steps, fits, trials_per_pass=_TRIALS_PER_PASS)
+    return new_coefs, gains, extra.get("found")
 
 
 def _logistic_m_step(pool, blocks, statistics, model):
-    """Newton steps of the logistic experts to convergence, as in memory."""
-    mass = statistics["mass"]
-    refit = mass > MIN_EXPERT_WEIGHT
-    coef = np.array(pool.coef_, copy=True)
-    scale = 1.0 + float(np.sum(mass))
-    experts = statistics["experts"]
-    for _ in range(_LOGISTIC_MAX_NEWTON):
-        objective, step, penalty = _newton_step(
+    """Take the logistic experts' M-step (``newton_steps``) from block sums."""
+    refit = statistics["mass"] > MIN_EXPERT_WEIGHT
+
+    def take_step(coef, state, last):
+        if state is None:
+            experts = statistics["experts"]
+        elif np.array_equal(coef, state["full_step"]):
+            experts = state["newton"]
+        else:
+            experts = blocks.expert_statistics(coef=coef, **model)
+        objective, step, penalty = newton_step(
             coef, experts["fit"], experts["gradient"], experts["gram"], pool.alpha
         )
         # Experts that are not refit keep their coefficients: a zero step.
         step[~refit] = 0.0
-        # The first pass of the line search scores the full step alone and
-        # computes the next Newton statistics there, on speculation.
+        # The first pass of the line search scores the full step alone and,
+        # unless this step is the last, computes the next Newton statistics
+        # there, on speculation.
         first_pass = {}
 
-        def score(trials, _, first_pass=first_pass):
+        def score(trials, _):
             found = blocks.trial_statistics(
                 expert_trials=trials[0],
-                newton_at_first_trial=not first_pass,
+                newton_at_first_trial=not first_pass and not last,
                 **model,
             )
             if not first_pass:
-                first_pass.update(full_step=trials[0][0], newton=found["newton"])
+                first_pass.update(full_step=trials[0][0], newton=found.get("newton"))
             return [found["experts"]], None
 
         (coef,), (gain,), _ = _line_search([coef], [(objective, step, penalty)], score)
-        largest_gain = float(np.max(gain[refit])) if np.any(refit) else 0.0
-        if max(largest_gain, 0.0) <= _LOGISTIC_GAIN_TOL * scale:
-            break
-        if np.array_equal(coef, first_pass["full_step"]):
-            experts = first_pass["newton"]
-        else:
-            experts = blocks.expert_statistics(coef=coef, **model)
-    pool.coef_ = coef
+        return coef, gain[refit], first_pass
+
+    pool.coef_ = pool.newton_steps(
+        take_step,
+        np.array(pool.coef_, copy=True),
+        float(np.sum(statistics["mass"])),
+        max_steps=pool.em_newton_steps,
+    )

@@ -61,11 +61,11 @@ def _chunks(n_rows, chunk_rows):
 def supports_fused(X, pool):
     """Return whether the EM of ``pool`` on ``X`` can run on :class:`FusedRows`.
 
-    NumPy input and a pool that ``runs_fused``: vectorized linear-Gaussian
-    experts (the default regressor, ``LinearRegression`` and ``Ridge``
-    experts).
+    NumPy input and a pool whose ``fused_kind`` is "linear": vectorized
+    linear-Gaussian experts (the default regressor, ``LinearRegression``
+    and ``Ridge`` experts).
     """
-    return isinstance(X, np.ndarray) and pool.runs_fused
+    return isinstance(X, np.ndarray) and pool.fused_kind == "linear"
 
 
 # ---------------------------------------------------------------------------
@@ -177,6 +177,55 @@ def _full_curvature(off_diagonal, n_problems, n_classes):
             others = [index[min(r, o), max(r, o)] for o in range(n_classes) if o != r]
             blocks.append(off_diagonal[:, others].sum(axis=1))
     return np.stack(blocks, axis=1).reshape(-1, p, p)
+
+
+def softmax_chunk_sums(log_proba, proba, children, reach, x, curvature_out, *, full):
+    """Return the fit and gradient of softmax problems on a chunk.
+
+    The sums of :func:`~skmoe._softmax.softmax_statistics` over a chunk,
+    transposed; the curvature row weights are written to ``curvature_out``
+    (see :func:`_curvature_rows_into`), for the chunk's Gram GEMM.
+
+    Parameters
+    ----------
+    log_proba, proba : ndarray of shape (P, b, rows)
+        The problems' log-probabilities and probabilities on the chunk.
+    children : ndarray of shape (P, b, rows)
+        The weighted targets: each problem's weight times its soft targets.
+    reach : ndarray of shape (P, rows)
+        Each problem's weights.
+    x : ndarray of shape (p, rows)
+    curvature_out : ndarray of shape (P * n_blocks, rows)
+    full : bool
+
+    Returns
+    -------
+    fit : ndarray of shape (P,)
+    gradient : ndarray of shape (P * b, p)
+        Problem-major rows of classes (:func:`softmax_sums` reorders them).
+    """
+    n_problems, n = log_proba.shape[0], x.shape[1]
+    fit = np.einsum("pbr,pbr->p", children, log_proba)
+    weighted_proba = reach[:, None, :] * proba
+    gradient = np.subtract(children, weighted_proba).reshape(-1, n) @ x.T
+    _curvature_rows_into(
+        curvature_out.reshape(n_problems, -1, n), weighted_proba, proba, full=full
+    )
+    return fit, gradient
+
+
+def softmax_sums(shape, fit, gradient, gram, *, full):
+    """Return summed :func:`softmax_chunk_sums` as Newton statistics.
+
+    The ``fit``, ``gradient`` and ``gram`` of softmax problems of coefficient
+    ``shape`` (P, p, b), as :func:`~skmoe._softmax.newton_step` takes them.
+    """
+    n_problems, p, n_classes = shape
+    return {
+        "fit": fit,
+        "gradient": np.transpose(gradient.reshape(n_problems, n_classes, p), (0, 2, 1)),
+        "gram": _full_curvature(gram, n_problems, n_classes) if full else gram,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -393,22 +442,18 @@ class FusedRows:
 
             posteriors = _node_posteriors(weighted, gate.hierarchy)
             for level, (log_proba, proba) in enumerate(softmax):
-                reach = posteriors[level]
-                children = posteriors[level + 1].reshape(log_proba.shape)
-                fits[level] += np.einsum("pbr,pbr->p", children, log_proba)
-                weighted_proba = reach[:, None, :] * proba
-                gradients[level] += (
-                    np.subtract(children, weighted_proba).reshape(-1, n) @ x.T
-                )
                 first = level + int(shared)
-                _curvature_rows_into(
-                    V[bounds[first] : bounds[first + 1], :n].reshape(
-                        log_proba.shape[0], -1, n
-                    ),
-                    weighted_proba,
+                fit, gradient = softmax_chunk_sums(
+                    log_proba,
                     proba,
+                    posteriors[level + 1].reshape(log_proba.shape),
+                    posteriors[level],
+                    x,
+                    V[bounds[first] : bounds[first + 1], :n],
                     full=full[level],
                 )
+                fits[level] += fit
+                gradients[level] += gradient
             gate_sums.add(x, V[:, :n])
             if not shared:
                 expert_sums.add(expert_x, weighted)
@@ -422,27 +467,13 @@ class FusedRows:
         # sum W y x = sum W e x + G b: a sum, so nothing cancels, and it
         # saves the pass a product per chunk.
         moment = residual_moment + np.einsum("kpq,kq->kp", expert_gram, coef)
-        p_gate = self.gate_x.shape[0]
         statistics = {
             "n_rows": self.n_rows,
             "weight": float(np.sum(self.sample_weight, dtype=np.float64)),
             "bound": bound,
             "mass": mass,
             "gates": [
-                {
-                    "fit": fit,
-                    "gradient": np.transpose(
-                        gradient.reshape(
-                            level_coef.shape[0], level_coef.shape[2], p_gate
-                        ),
-                        (0, 2, 1),
-                    ),
-                    "gram": (
-                        _full_curvature(gram, level_coef.shape[0], level_coef.shape[2])
-                        if is_full
-                        else gram
-                    ),
-                }
+                softmax_sums(level_coef.shape, fit, gradient, gram, full=is_full)
                 for level_coef, fit, gradient, gram, is_full in zip(
                     gate.coef, fits, gradients, gate_grams, full, strict=True
                 )

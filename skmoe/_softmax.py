@@ -21,8 +21,10 @@ from skmoe._backend import (
 
 __all__ = [
     "centred_trial",
+    "line_search",
     "newton_direction",
     "newton_quadratic",
+    "newton_step",
     "one_hot",
     "penalty_gradient",
     "quadratic_maximiser",
@@ -31,10 +33,11 @@ __all__ = [
     "softmax_gradient",
     "softmax_hessian",
     "softmax_log_proba",
-    "softmax_newton_parts",
     "softmax_newton_step",
     "softmax_objective",
     "softmax_penalty",
+    "softmax_statistics",
+    "softmax_trial_fits",
     "uses_full_hessian",
 ]
 
@@ -299,6 +302,184 @@ def centred_trial(coef, step, step_size):
     return trial
 
 
+def softmax_statistics(
+    Xa, coef, targets, weights, *, log_proba=None, solver="auto", curvature=True
+):
+    """Return the Newton statistics of softmax problems on rows.
+
+    Parameters
+    ----------
+    Xa : array of shape (n_samples, p)
+        Features with a trailing column of ones.
+    coef : array of shape (n_problems, p, n_classes)
+    targets : array of shape (n_samples, n_problems or 1, n_classes)
+    weights : array of shape (n_samples, n_problems)
+    log_proba : array of shape (n_samples, n_problems, n_classes), default=None
+        :func:`softmax_log_proba` at ``coef``, when the caller has it.
+    solver : {"auto", "newton", "block"}, default="auto"
+    curvature : bool, default=True
+        Whether to compute the curvature weights (None otherwise).
+
+    Returns
+    -------
+    fit : array of shape (n_problems,)
+        :func:`softmax_fit` at ``coef``.
+    gradient : array of shape (n_problems, p, n_classes)
+        :func:`softmax_gradient` at ``coef``.
+    curvature_weights : array of shape (n_samples, n_problems * n_blocks)
+        :func:`softmax_curvature_weights` at ``coef``: their weighted Gram
+        matrices make the Hessians.
+    """
+    xp = get_namespace(coef)
+    full = uses_full_hessian(solver, coef.shape[2], Xa.shape[1])
+    if log_proba is None:
+        log_proba = softmax_log_proba(Xa, coef)
+    proba = xp.exp(log_proba)
+    return (
+        softmax_fit(log_proba, targets, weights),
+        softmax_gradient(Xa, proba, targets, weights),
+        softmax_curvature_weights(proba, weights, full=full) if curvature else None,
+    )
+
+
+def softmax_trial_fits(Xa, trials, targets, weights):
+    """Return the fit of every trial of every problem, shape (n_trials, P).
+
+    ``trials`` has shape (n_trials, P, p, b): one coefficient set per trial
+    step size, all evaluated in one product with the rows (a line search on
+    data read in passes scores several step sizes per pass).
+    """
+    xp = get_namespace(trials)
+    n_trials, n_problems, p, n_classes = trials.shape
+    n_rows = Xa.shape[0]
+    targets = xp.broadcast_to(targets, (n_rows, n_problems, n_classes))
+    log_proba = softmax_log_proba(
+        Xa, xp.reshape(trials, (n_trials * n_problems, p, n_classes))
+    )
+    # The formula of softmax_fit, so that every line search accepts the same
+    # steps whatever scored them.
+    fit = softmax_fit(
+        log_proba,
+        xp.reshape(
+            xp.broadcast_to(targets[:, None], (n_rows, n_trials, *targets.shape[1:])),
+            (n_rows, n_trials * n_problems, n_classes),
+        ),
+        xp.reshape(
+            xp.broadcast_to(weights[:, None], (n_rows, n_trials, n_problems)),
+            (n_rows, n_trials * n_problems),
+        ),
+    )
+    return xp.reshape(fit, (n_trials, n_problems))
+
+
+def newton_step(coef, fit, gradient, gram, alpha, *, scale=None, solver="auto"):
+    """Return the objective and the Newton step of softmax problems.
+
+    From their statistics at ``coef`` (:func:`softmax_statistics`, the
+    curvature weights' Gram matrices in ``gram``), wherever these were
+    summed: over whole arrays, cache-sized chunks or the blocks of a Dask
+    array.
+
+    Parameters
+    ----------
+    coef : array of shape (n_problems, p, n_classes)
+    fit : array of shape (n_problems,)
+    gradient : array of shape (n_problems, p, n_classes)
+        Of the fit (unpenalised); not modified.
+    gram : array of shape (n_problems * n_blocks, p, p)
+    alpha : float
+        L2 penalty on the non-intercept coefficients.
+    scale : ndarray of shape (p - 1,), default=None
+        The penalty's feature scales (:func:`softmax_penalty`).
+    solver : {"auto", "newton", "block"}, default="auto"
+
+    Returns
+    -------
+    objective : array of shape (n_problems,)
+        The penalised objective at ``coef``.
+    step : array of shape (n_problems, p, n_classes)
+    penalty : tuple
+        ``(alpha, scale)``, as :func:`line_search` scores trials.
+    """
+    xp = get_namespace(coef)
+    n_problems, p, n_classes = coef.shape
+    full = uses_full_hessian(solver, n_classes, p)
+    gradient = astype(xp.asarray(gradient, copy=True), coef.dtype)
+    gradient[:, :-1, :] -= penalty_gradient(coef, alpha, scale)
+    curvature = softmax_hessian(
+        astype(gram, coef.dtype), n_problems, n_classes, full=full
+    )
+    step = newton_direction(curvature, gradient, alpha, full=full, scale=scale)
+    objective = fit - softmax_penalty(coef, alpha, scale)
+    return objective, step, (alpha, scale)
+
+
+def line_search(coefs, steps, score, *, trials_per_pass=1, accept=None):
+    """Backtrack every problem of every batch; return the accepted steps.
+
+    Each problem takes the largest halving of its Newton step whose
+    objective loses no more than rounding (``_ROUNDING_SLACK``); problems
+    that find none keep their coefficients. Generalised EM needs an
+    improving step, not the optimum: the objective never decreases.
+
+    Parameters
+    ----------
+    coefs : list of arrays of shape (P, p, b)
+        Current coefficients of each batch of problems.
+    steps : list of (objective, step, penalty)
+        From :func:`newton_step`, per batch.
+    score : callable
+        ``score(trials, first)`` returns the trials' fits per batch, each of
+        shape (n_trials, P); ``trials`` are per batch (n_trials, P, p, b),
+        ``first`` is True on the first pass (the full step alone).
+    trials_per_pass : int, default=1
+        Step sizes scored per call of ``score`` after the first: more than
+        one where every call is a pass over data read in blocks.
+    accept : callable, default=None
+        ``accept(batch, trial, improved)``, told which problems of a batch
+        took the ``trial``-th trial of the last call of ``score``.
+
+    Returns
+    -------
+    coefs : list of arrays
+        The accepted coefficients.
+    gains : list of arrays of shape (P,)
+        Each problem's increase of its objective (0 where none was found).
+    """
+    xp = get_namespace(coefs[0])
+    new_coefs = [xp.asarray(coef, copy=True) for coef in coefs]
+    accepted = [
+        xp.zeros((coef.shape[0],), dtype=xp.bool, device=device(coef)) for coef in coefs
+    ]
+    gains = [
+        xp.zeros((coef.shape[0],), dtype=objective.dtype, device=device(coef))
+        for coef, (objective, _, _) in zip(coefs, steps, strict=True)
+    ]
+    for first in (0, *range(1, _MAX_HALVINGS, trials_per_pass)):
+        last = 1 if first == 0 else min(first + trials_per_pass, _MAX_HALVINGS)
+        sizes = [0.5**h for h in range(first, last)]
+        trials = [
+            xp.stack([centred_trial(coef, step, size) for size in sizes])
+            for coef, (_, step, _) in zip(coefs, steps, strict=True)
+        ]
+        fits = score(trials, first == 0)
+        for j, (objective, _, penalty) in enumerate(steps):
+            floor = objective - _ROUNDING_SLACK * xp.abs(objective)
+            for t in range(len(sizes)):
+                trial_objective = fits[j][t] - softmax_penalty(trials[j][t], *penalty)
+                improved = (trial_objective >= floor) & ~accepted[j]
+                if not bool(xp.any(improved)):
+                    continue
+                new_coefs[j][improved] = trials[j][t][improved]
+                gains[j][improved] = (trial_objective - objective)[improved]
+                accepted[j] |= improved
+                if accept is not None:
+                    accept(j, t, improved)
+        if all(bool(xp.all(a)) for a in accepted):
+            break
+    return new_coefs, gains
+
+
 def softmax_newton_step(
     design,
     coef,
@@ -316,9 +497,9 @@ def softmax_newton_step(
     Each problem ``j`` maximises the weighted soft-target log-likelihood
     ``sum_i weights[i, j] sum_c targets[i, j, c] log P_jc(x_i)`` minus
     ``alpha / 2`` times the squared norm of its non-intercept coefficients
-    (each times its feature's ``scale``). A backtracking line search, per
-    problem, makes sure that objective never decreases (generalised EM needs
-    an improving step, not the optimum).
+    (each times its feature's ``scale``): :func:`newton_step` from the
+    statistics of the whole arrays, then :func:`line_search`, each trial
+    scored on them.
 
     Parameters
     ----------
@@ -360,49 +541,42 @@ def softmax_newton_step(
     """
     xp = get_namespace(coef)
     Xa = design.X
-    n_classes = coef.shape[2]
-    full = uses_full_hessian(solver, n_classes, Xa.shape[1])
-
     if log_proba is None:
         log_proba = softmax_log_proba(Xa, coef)
-    proba = xp.exp(log_proba)
-    objective = softmax_objective(log_proba, targets, weights, coef, alpha, scale)
-
-    n_problems = coef.shape[0]
-    gradient = softmax_gradient(Xa, proba, targets, weights)
-    gradient[:, :-1, :] -= penalty_gradient(coef, alpha, scale)
-
+    fit, gradient, V = softmax_statistics(
+        Xa,
+        coef,
+        targets,
+        weights,
+        log_proba=log_proba,
+        solver=solver,
+        curvature=gram is None,
+    )
     if gram is None:
-        gram = design.gram(softmax_curvature_weights(proba, weights, full=full))
-    curvature = softmax_hessian(gram, n_problems, n_classes, full=full)
-    step = newton_direction(curvature, gradient, alpha, full=full, scale=scale)
+        gram = design.gram(V)
+    objective, step, penalty = newton_step(
+        coef, fit, gradient, gram, alpha, scale=scale, solver=solver
+    )
+    # Every trial's log-probabilities are the next ones where it is taken:
+    # the accepted trials' are kept, problem by problem.
+    found = {"last": None, "new": log_proba}
 
-    accepted = xp.zeros((n_problems,), dtype=xp.bool, device=device(coef))
-    new_coef = xp.asarray(coef, copy=True)
-    new_log_proba = log_proba
-    gain = xp.zeros((n_problems,), dtype=objective.dtype, device=device(coef))
-    step_size = 1.0
-    floor = objective - _ROUNDING_SLACK * xp.abs(objective)
-    for _ in range(_MAX_HALVINGS):
-        trial = centred_trial(coef, step, step_size)
-        trial_log_proba = softmax_log_proba(Xa, trial)
-        trial_objective = softmax_objective(
-            trial_log_proba, targets, weights, trial, alpha, scale
-        )
-        improved = (trial_objective >= floor) & ~accepted
+    def score(trials, _):
+        found["last"] = [softmax_log_proba(Xa, trial) for trial in trials[0]]
+        return [xp.stack([softmax_fit(lp, targets, weights) for lp in found["last"]])]
+
+    def accept(_, t, improved):
         if bool(xp.all(improved)):
-            return trial, trial_objective - objective, trial_log_proba
-        if bool(xp.any(improved)):
-            if new_log_proba is log_proba:
-                new_log_proba = xp.asarray(log_proba, copy=True)
-            new_coef[improved] = trial[improved]
-            new_log_proba[:, improved] = trial_log_proba[:, improved]
-            gain[improved] = trial_objective[improved] - objective[improved]
-            accepted |= improved
-            if bool(xp.all(accepted)):
-                break
-        step_size *= 0.5
-    return new_coef, gain, new_log_proba
+            found["new"] = found["last"][t]
+            return
+        if found["new"] is log_proba:
+            found["new"] = xp.asarray(log_proba, copy=True)
+        found["new"][:, improved] = found["last"][t][:, improved]
+
+    (new_coef,), (gain,) = line_search(
+        [coef], [(objective, step, penalty)], score, accept=accept
+    )
+    return new_coef, gain, found["new"]
 
 
 # ---------------------------------------------------------------------------
@@ -413,24 +587,6 @@ def softmax_newton_step(
 def one_hot(y_index, n_classes, dtype):
     """Return class indices as one-hot targets of K problems, (n, 1, n_classes)."""
     return np.eye(n_classes, dtype=dtype)[y_index][:, None, :]
-
-
-def softmax_newton_parts(Xa, coef, targets, weights, *, log_proba=None):
-    """Return the fit, gradient and curvature row weights of softmax problems.
-
-    What a Newton step needs from a block of rows (NumPy), but the Gram
-    matrices of the curvature weights, which the caller forms (alone, or in
-    one product with other weights on the same design).
-    """
-    full = uses_full_hessian("auto", coef.shape[2], Xa.shape[1])
-    if log_proba is None:
-        log_proba = softmax_log_proba(Xa, coef)
-    proba = np.exp(log_proba)
-    return (
-        softmax_fit(log_proba, targets, weights),
-        softmax_gradient(Xa, proba, targets, weights),
-        softmax_curvature_weights(proba, weights, full=full),
-    )
 
 
 def _curvature_times(curvature, coef, *, full):

@@ -27,12 +27,7 @@ import numpy as np
 
 from skmoe._backend import DesignCache, logsumexp
 from skmoe._routing import log_posterior, route_log_weights
-from skmoe._softmax import (
-    one_hot,
-    softmax_fit,
-    softmax_log_proba,
-    softmax_newton_parts,
-)
+from skmoe._softmax import one_hot, softmax_statistics, softmax_trial_fits
 
 __all__ = [
     "SummedBlocks",
@@ -76,34 +71,6 @@ def block_posterior(gate, pool, designs, y, *, routing, top_k):
     log_joint = gate.leaf_log_proba(level_log_probas) + pool.log_likelihood(X, y)
     log_bound, log_resp = log_posterior(log_joint, routing=routing, top_k=top_k)
     return log_bound, np.exp(log_resp), level_log_probas
-
-
-def _trial_fits(Xa, trials, targets, weights):
-    """Return the fit of every trial of every problem, shape (n_trials, P).
-
-    ``trials`` has shape (n_trials, P, p, b): one coefficient set per trial
-    step size, all evaluated in one product with the block.
-    """
-    n_trials, n_problems, p, n_classes = trials.shape
-    n_rows = Xa.shape[0]
-    targets = np.broadcast_to(targets, (n_rows, n_problems, n_classes))
-    log_proba = softmax_log_proba(
-        Xa, np.reshape(trials, (n_trials * n_problems, p, n_classes))
-    )
-    # The formula of the in-memory line search (softmax_fit), so that both
-    # accept the same steps.
-    fit = softmax_fit(
-        log_proba,
-        np.reshape(
-            np.broadcast_to(targets[:, None], (n_rows, n_trials, *targets.shape[1:])),
-            (n_rows, n_trials * n_problems, n_classes),
-        ),
-        np.reshape(
-            np.broadcast_to(weights[:, None], (n_rows, n_trials, n_problems)),
-            (n_rows, n_trials * n_problems),
-        ),
-    )
-    return np.reshape(fit, (n_trials, n_problems))
 
 
 def _float64(tree):
@@ -178,9 +145,7 @@ def em_statistics(X, y, sample_weight, *, gate, pool, routing, top_k):
     weights = sample_weight[:, None] * resp
     gate_design = gate.design(designs)
     gate_parts = [
-        softmax_newton_parts(
-            gate_design.X, coef, targets, problem_weights, log_proba=lp
-        )
+        softmax_statistics(gate_design.X, coef, targets, problem_weights, log_proba=lp)
         for coef, (targets, problem_weights), lp in zip(
             gate.coef, gate.problems(resp, sample_weight), level_log_probas, strict=True
         )
@@ -292,14 +257,14 @@ def trial_statistics(
     if gate_trials is not None:
         Xa = gate.design(designs).X
         statistics["gates"] = [
-            _trial_fits(Xa, trials, targets, problem_weights)
+            softmax_trial_fits(Xa, trials, targets, problem_weights)
             for trials, (targets, problem_weights) in zip(
                 gate_trials, gate.problems(resp, sample_weight), strict=True
             )
         ]
     weights = sample_weight[:, None] * resp
     if expert_trials is not None:
-        statistics["experts"] = _trial_fits(
+        statistics["experts"] = softmax_trial_fits(
             designs.get(intercept=True).X,
             expert_trials,
             one_hot(y, expert_trials.shape[3], X.dtype),

@@ -37,6 +37,7 @@ def _fit(params, X, y, sample_weight, *, fused, monkeypatch):
     with monkeypatch.context() as patch:
         if not fused:
             patch.setattr(skmoe._base, "supports_fused", lambda X, pool: False)
+            patch.setattr(skmoe._base, "fused_rows", lambda *args, **kwargs: None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # The two EM loops compared: no split-and-merge moves after them.

@@ -21,7 +21,7 @@ LAYERS = [
     {"_base"},
     {"_start"},
     {"_engine"},
-    {"_blockwise", "_dask", "_stepwise", "_tree_start"},
+    {"_blockwise", "_dask", "_stepwise", "_tree_start", "_fused_logistic"},
     {"_statistics", "_fused", "_inference"},
     {"_gating", "_experts", "_routing", "_init", "_split_merge"},
     {"_softmax", "_threads"},
