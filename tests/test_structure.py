@@ -19,11 +19,12 @@ LAYERS = [
     {"__init__"},
     {"_estimators", "_scoring"},
     {"_base"},
+    {"_validation"},
     {"_blockwise", "_dask", "_stepwise", "_tree_start"},
     {"_statistics", "_fused", "_inference"},
     {"_gating", "_experts", "_routing", "_init", "_split_merge"},
-    {"_softmax", "_threads"},
-    {"_backend", "_summary", "_engine"},
+    {"_softmax", "_threads", "_restarts"},
+    {"_backend", "_summary", "_engine", "_online"},
 ]
 STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
 
