@@ -69,14 +69,17 @@ def _check_magnitude(name, largest, limit):
 
 
 def _check_weight_summary(*, finite, smallest, largest):
-    """Raise unless the weights are finite, non-negative and not all zero."""
+    """Raise unless the weights are finite, non-negative and not all zero.
+
+    In scikit-learn's words: its ``_check_sample_weight`` refuses in-memory
+    weights so, and dask weights are checked from their summary alike.
+    """
     if not finite:
-        raise ValueError("sample_weight must be finite.")
+        raise ValueError("Input sample_weight contains NaN or infinity.")
     if smallest < 0:
-        # scikit-learn's _check_sample_weight's words.
-        raise ValueError("Negative values in data passed to sample_weight")
+        raise ValueError("Negative values in data passed to `sample_weight`.")
     if largest <= 0:
-        raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        raise ValueError("Sample weights must contain at least one non-zero number.")
 
 
 def _n_features_error(estimator, n_features):
@@ -136,8 +139,8 @@ def validate_fit_data(estimator, X, y, sample_weight, *, reset):
     )
     _check_weight_summary(
         finite=bool(np.all(np.isfinite(sample_weight))),
-        smallest=0.0,  # _check_sample_weight refused negative weights
-        largest=float(sample_weight.sum()),
+        smallest=float(np.min(sample_weight)),
+        largest=float(np.max(sample_weight)),
     )
     limit = _square_limit(numpy_dtype(X.dtype), X.shape[0])
     xp = get_namespace(X)

@@ -265,3 +265,23 @@ def test_a_failed_step_leaves_the_model_as_it_was(monkeypatch, error):
     assert moe._online.stepwise.n_steps == 2
     np.testing.assert_equal(moe._online.stepwise.statistics, statistics)
     np.testing.assert_array_equal(moe.predict(X), pred)
+
+
+def test_the_start_rows_are_kept_until_the_limit_then_dropped():
+    from skmoe._online import OnlineState
+
+    def batch(n, value):
+        return np.full((n, 2), value), np.full(n, value), np.ones(n)
+
+    online = OnlineState()
+    rows, n_batches = online.rows_for_start(batch(3, 0.0), limit=8)
+    assert (rows[0].shape, n_batches) == ((3, 2), 1)  # the first batch starts
+    assert online.rows_for_start(batch(3, 1.0), limit=8) is None
+    kept = online.copy()
+    rows, n_batches = online.rows_for_start(batch(3, 2.0), limit=8)
+    assert (rows[0].shape, n_batches) == ((9, 2), 3)  # refitted once on all
+    np.testing.assert_array_equal(rows[1], np.repeat([0.0, 1.0, 2.0], 3))
+    assert online.start_rows is None
+    assert online.rows_for_start(batch(3, 3.0), limit=8) is None
+    # A copy keeps its own list of the rows (a failed call leaves them).
+    assert len(kept.start_rows) == 2
