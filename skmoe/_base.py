@@ -69,6 +69,7 @@ from skmoe._validation import (
     check_dask_features,
     mean_weight,
     relative_weights,
+    same_parameters,
     validate_dask_fit_data,
     validate_fit_data,
     validate_predict_data,
@@ -182,34 +183,6 @@ def _keeps_state_on_failure(fit_method):
             raise
 
     return fit
-
-
-def _same(a, b):
-    """Return whether two parameter values are equal (estimators by parameters).
-
-    Estimators are equal when of the same type with equal parameters, so a
-    clone equals its original; arrays compare by value. Two
-    ``RandomState`` instances count as equal: a clone's generator is a copy
-    that need not be in the same state.
-    """
-    if a is b:
-        return True
-    if hasattr(a, "get_params") and not isinstance(a, type):
-        return type(a) is type(b) and _same(
-            a.get_params(deep=False), b.get_params(deep=False)
-        )
-    if isinstance(a, np.random.RandomState) and isinstance(b, np.random.RandomState):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    try:
-        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-            return bool(np.array_equal(a, b))
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return False
 
 
 def _fit_experts(pool, designs, y_encoded, weights):
@@ -1057,7 +1030,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         def template(estimator):
             return self._default_expert() if estimator is None else estimator
 
-        if "_fitted_estimator" in self.__dict__ and not _same(
+        if "_fitted_estimator" in self.__dict__ and not same_parameters(
             template(self._fitted_estimator), template(self.estimator)
         ):
             raise ValueError(

@@ -40,6 +40,7 @@ __all__ = [
     "check_dask_features",
     "mean_weight",
     "relative_weights",
+    "same_parameters",
     "validate_dask_fit_data",
     "validate_fit_data",
     "validate_predict_data",
@@ -259,6 +260,41 @@ def relative_weights(sample_weight, scale):
     weight, and multiplying every weight by a constant changes nothing.
     """
     return (sample_weight / scale).astype(sample_weight.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------
+# Parameters of a continued fit
+# ---------------------------------------------------------------------------
+
+
+def same_parameters(a, b):
+    """Return whether two parameter values are equal (estimators by parameters).
+
+    Estimators are equal when of the same type with equal parameters, so a
+    clone equals its original; arrays compare by value. Two
+    ``RandomState`` instances count as equal: a clone's generator is a copy
+    that need not be in the same state.
+    """
+    if a is b:
+        return True
+    if hasattr(a, "get_params") and not isinstance(a, type):
+        return type(a) is type(b) and same_parameters(
+            a.get_params(deep=False), b.get_params(deep=False)
+        )
+    if isinstance(a, np.random.RandomState) and isinstance(b, np.random.RandomState):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_parameters(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(
+            same_parameters(x, y) for x, y in zip(a, b, strict=True)
+        )
+    try:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return bool(np.array_equal(a, b))
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------------------
