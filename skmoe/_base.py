@@ -21,33 +21,20 @@ from numbers import Integral, Real
 import joblib
 import numpy as np
 import sklearn
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning, InconsistentVersionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-    has_fit_parameter,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from skmoe._backend import (
     DesignCache,
     as_input_kind,
     asarray_like,
-    at_least_dtype,
     get_namespace,
-    is_tensor,
     logsumexp,
     move_to,
-    numpy_dtype,
     resolve_device,
-    tensor_to_numpy,
     to_device,
     to_numpy,
 )
@@ -68,11 +55,22 @@ from skmoe._fused_logistic import fused_rows
 from skmoe._gating import GateTree
 from skmoe._inference import information_criteria, posterior_entropy, summarize
 from skmoe._init import start_rows
+from skmoe._online import OnlineState
+from skmoe._restarts import Restarts, fit_restarts, print_fit_summary, restart_seeds
 from skmoe._routing import ROUTINGS, route_log_weights
 from skmoe._start import Starter, StartOptions, expert_templates, starts_soft
 from skmoe._statistics import likelihood_statistics
 from skmoe._stepwise import StepwiseEM
 from skmoe._threads import limits_threads
+from skmoe._validation import (
+    check_dask_features,
+    mean_weight,
+    relative_weights,
+    same_parameters,
+    validate_dask_fit_data,
+    validate_fit_data,
+    validate_predict_data,
+)
 
 __all__ = ["BaseMixtureOfExperts"]
 
@@ -154,56 +152,6 @@ def _keeps_state_on_failure(fit_method):
     return fit
 
 
-def _same(a, b):
-    """Return whether two parameter values are equal (estimators by parameters).
-
-    Estimators are equal when of the same type with equal parameters, so a
-    clone equals its original; arrays compare by value. Two
-    ``RandomState`` instances count as equal: a clone's generator is a copy
-    that need not be in the same state.
-    """
-    if a is b:
-        return True
-    if hasattr(a, "get_params") and not isinstance(a, type):
-        return type(a) is type(b) and _same(
-            a.get_params(deep=False), b.get_params(deep=False)
-        )
-    if isinstance(a, np.random.RandomState) and isinstance(b, np.random.RandomState):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    try:
-        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-            return bool(np.array_equal(a, b))
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return False
-
-
-def _mean_weight(sample_weight):
-    """Return the mean of non-negative weights, without overflow or underflow.
-
-    The weights are divided by their largest first: their sum could
-    overflow (weights near the largest float) and the mean of subnormal
-    weights would lose its digits.
-    """
-    largest = float(np.max(sample_weight))
-    return largest * float(np.mean(sample_weight / largest, dtype=np.float64))
-
-
-def _relative_weights(sample_weight, scale):
-    """Return ``sample_weight / scale`` in the weights' dtype (a new array).
-
-    EM sees weights of mean one (``scale`` is the mean weight), so that only
-    relative weights matter: the penalties (gate, logistic experts, the
-    variance prior) and the starvation threshold count in rows of average
-    weight, and multiplying every weight by a constant changes nothing.
-    """
-    return (sample_weight / scale).astype(sample_weight.dtype, copy=False)
-
-
 def _fit_experts(pool, designs, y_encoded, weights):
     """Fit every expert to its column of ``weights`` (the gate untouched).
 
@@ -221,21 +169,18 @@ def _fit_experts(pool, designs, y_encoded, weights):
 # ---------------------------------------------------------------------------
 
 
-def _fit_restart(
+def _fresh_start(
     estimator,
     designs,
     y_encoded,
     sample_weight,
     hierarchy,
     gate_idx,
-    random_state,
     init,
+    random_state,
+    **options,
 ):
-    """Fit one initialisation (a joblib task).
-
-    Returns ``_run_em``'s tuple and the kind of the restart's start.
-    """
-    started = time.perf_counter()
+    """Return a fresh start ``(gate, pool, kind)`` (the restart driver's ``start``)."""
     info = {}
     gate, pool = estimator._initialize(
         designs,
@@ -246,14 +191,23 @@ def _fit_restart(
         random_state,
         restart=init,
         info=info,
+        **options,
     )
-    run = estimator._run_em(
+    return gate, pool, info["start"]
+
+
+def _continued_start(gate, pool, init, random_state):
+    """Return a fitted model's copies as the start of a continued fit."""
+    return gate, pool, "continued"
+
+
+def _in_memory_em(
+    estimator, designs, y_encoded, sample_weight, gate, pool, init, random_state
+):
+    """Run EM on in-memory data (the restart driver's ``run_em``)."""
+    return estimator._run_em(
         gate, pool, designs, y_encoded, sample_weight, init, random_state
     )
-    estimator._print_init_summary(
-        init, run, time.perf_counter() - started, start=info["start"]
-    )
-    return run, info["start"]
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -442,93 +396,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return np.unique(features % n_features)
 
     # Fitting -----------------------------------------------------------------
-
-    def _validate_fit_data(self, X, y, sample_weight, *, reset):
-        y, sample_weight = tensor_to_numpy(y), tensor_to_numpy(sample_weight)
-        if is_tensor(X) and self.backend == "torch":
-            X, y = self._validate_tensor(X, reset=reset), self._validate_target(y, X)
-        else:
-            X, y = validate_data(
-                self,
-                tensor_to_numpy(X),
-                y,
-                reset=reset,
-                dtype=[np.float64, np.float32],
-                y_numeric=not self._is_classifier(),
-            )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=numpy_dtype(X.dtype), ensure_non_negative=True
-        )
-        if not np.all(np.isfinite(sample_weight)):
-            raise ValueError("sample_weight must be finite.")
-        if sample_weight.sum() <= 0:
-            raise ValueError("sample_weight must have a positive sum; got all zeros.")
-        # EM squares the inputs (standardisation, Gram matrices, residuals):
-        # values whose squares summed over the rows overflow would leave a
-        # silently useless fit, so they are rejected, as NaN would be.
-        limit = np.sqrt(np.finfo(numpy_dtype(X.dtype)).max / max(X.shape[0], 1))
-        xp = get_namespace(X)
-        if math.prod(X.shape) and float(xp.max(xp.abs(X))) > limit:
-            raise ValueError(
-                "Input X contains a value too large for the squares EM "
-                f"computes (|x| > {limit:.3g}); rescale X, e.g. with "
-                "StandardScaler."
-            )
-        if not self._is_classifier() and y.dtype.kind not in "biuf":
-            # validate_data converts object targets only; strings get
-            # check_array's message, not a NumPy error from the checks below.
-            y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
-        if not self._is_classifier() and y.size and np.max(np.abs(y)) > limit:
-            raise ValueError(
-                "Input y contains a value too large for the squares EM "
-                f"computes (|y| > {limit:.3g}); rescale y."
-            )
-        return X, y, sample_weight
-
-    def _validate_tensor(self, X, *, reset):
-        """Validate a tensor on its own device, without a copy to NumPy.
-
-        The checks of ``validate_data`` for arrays: 2-d, not empty, finite;
-        float32 and float64 are kept, any other dtype becomes float64. A
-        tensor that requires grad is detached (no gradient flows through
-        the fit or the predictions).
-        ``validate_data`` itself only keeps the record of the features
-        (``n_features_in_``; a tensor has no feature names).
-        """
-        if X.ndim != 2:
-            raise ValueError(
-                f"Expected a 2D tensor, got a tensor of shape {tuple(X.shape)}."
-            )
-        if X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(
-                f"Found a tensor of shape {tuple(X.shape)}, while at least one "
-                "sample and one feature are required."
-            )
-        # EM's in-place arithmetic (out=) is not differentiable: a tensor
-        # that requires grad is read as data, its graph left alone.
-        X = X.detach()
-        xp = get_namespace(X)
-        if xp.isdtype(X.dtype, "complex floating"):
-            # As check_array refuses NumPy input: casting would drop the
-            # imaginary part.
-            raise ValueError(f"Complex data not supported\n{X!r}\n")
-        validate_data(self, X, reset=reset, skip_check_array=True)
-        if X.dtype not in (xp.float32, xp.float64):
-            X = xp.astype(X, xp.float64)
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError("Input X contains NaN or infinity.")
-        return X
-
-    def _validate_target(self, y, X):
-        """Validate ``y`` (NumPy) for a tensor ``X``, as ``validate_data`` does."""
-        y = check_array(
-            column_or_1d(y, warn=True),
-            ensure_2d=False,
-            dtype=None if self._is_classifier() else "numeric",
-            input_name="y",
-        )
-        check_consistent_length(X, y)
-        return y
 
     def _fit_device(self, X, y_encoded, sample_weight, device):
         """Return the fit's arrays on ``device`` (None: NumPy, unchanged)."""
@@ -802,20 +669,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         started = time.perf_counter()
         # A new fit ends any stepwise learning (partial_fit) in progress, and
         # with it the count of what partial_fit has seen.
-        for name in ("_stepwise", "_start_rows_kept", "n_samples_seen_", "n_steps_"):
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("_online", None)
         # A training a dask array cannot have is refused before any work.
         self._resolved_train_routing(in_memory=not is_dask_array(X))
         if is_dask_array(X):
             return self._fit_dask(X, y, sample_weight, started)
         continue_fit = self.warm_start and hasattr(self, "gate_")
         device = resolve_device(self.backend, self.device)
-        X, y, sample_weight = self._validate_fit_data(
-            X, y, sample_weight, reset=not continue_fit
+        X, y, sample_weight = validate_fit_data(
+            self, X, y, sample_weight, reset=not continue_fit
         )
         # Only relative weights matter (a copy: the user's array is kept).
-        self._weight_scale = _mean_weight(sample_weight)
-        sample_weight = _relative_weights(sample_weight, self._weight_scale)
+        self._weight_scale = mean_weight(sample_weight)
+        sample_weight = relative_weights(sample_weight, self._weight_scale)
         y_encoded = self._encode_targets(y, reset=not continue_fit)
         hierarchy, gate_idx = self._check_structure(X.shape, continue_fit)
 
@@ -825,49 +691,65 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         # Designs (and their packed products) are built once per fit and
         # dropped with it.
-        designs = DesignCache(X, host=host)
+        data = (DesignCache(X, host=host), y_encoded, sample_weight)
+
+        def routed_log_likelihood(gate, pool):
+            log_lik = self._log_likelihood(gate, pool, X, y_encoded)
+            return float(sample_weight @ log_lik) / float(sample_weight.sum())
+
+        return self._fit_restarts(
+            functools.partial(_fresh_start, self, *data, hierarchy, gate_idx),
+            functools.partial(_in_memory_em, self, *data),
+            routed_log_likelihood,
+            hierarchy=hierarchy,
+            continue_fit=continue_fit,
+            started=started,
+            in_parallel=True,
+            device=device,
+            like=X,
+        )
+
+    def _fit_restarts(
+        self,
+        fresh_start,
+        run_em,
+        routed_log_lik,
+        *,
+        hierarchy,
+        continue_fit,
+        started,
+        in_parallel,
+        device=None,
+        like=None,
+    ):
+        """Run the restarts of a fit (or continue the fitted model); set the best.
+
+        ``fresh_start`` and ``run_em`` are the restart driver's callables
+        (:func:`~skmoe._restarts.fit_restarts`); a continued fit starts from
+        copies of the fitted model, moved to ``device`` like ``like``.
+        ``routed_log_lik`` is :meth:`_set_fitted`'s.
+        """
         if continue_fit:
             gate, pool = self._continued_model()
             pruned_before = gate.pruned
             if device is not None:
-                gate.map_arrays(lambda a: asarray_like(a, X))
-                pool.map_arrays(lambda a: asarray_like(a, X))
-            runs = [
-                self._run_em(
-                    gate,
-                    pool,
-                    designs,
-                    y_encoded,
-                    sample_weight,
-                    0,
-                    None,
-                )
-            ]
-            starts = ["continued"]
-            self._print_init_summary(0, runs[0], time.perf_counter() - started)
+                gate.map_arrays(lambda a: asarray_like(a, like))
+                pool.map_arrays(lambda a: asarray_like(a, like))
+            start = functools.partial(_continued_start, gate, pool)
         else:
             pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
-            # Restarts are independent: joblib runs them (threads by default,
-            # or the backend the user configures, such as Dask's).
-            runs, starts = zip(
-                *Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                    delayed(_fit_restart)(
-                        self,
-                        designs,
-                        y_encoded,
-                        sample_weight,
-                        hierarchy,
-                        gate_idx,
-                        seed,
-                        init,
-                    )
-                    for init, seed in enumerate(self._restart_seeds(False))
-                ),
-                strict=True,
-            )
-        if device is not None and runs[0].pool.runs_on_host:
+            start = fresh_start
+        restarts = fit_restarts(
+            start,
+            run_em,
+            self._restart_seeds(continue_fit),
+            n_jobs=self.n_jobs,
+            in_parallel=in_parallel and not continue_fit,
+            verbose=self.verbose,
+        )
+        if device is not None and restarts.runs[0].pool.runs_on_host:
             warnings.warn(
-                f"{type(runs[0].pool.estimators[0]).__name__} experts "
+                f"{type(restarts.runs[0].pool.estimators[0]).__name__} experts "
                 "are generic scikit-learn estimators: they are fitted on the "
                 "CPU with NumPy whatever the backend, so every EM iteration "
                 f"copies their weights and outputs between {device} and "
@@ -877,19 +759,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 UserWarning,
                 stacklevel=_user_stacklevel(),
             )
-        histories = [np.asarray(run.log_likelihoods) for run in runs]
-        kept = max(range(len(runs)), key=lambda i: runs[i].objectives[-1])
-
-        def routed_log_likelihood(gate, pool):
-            log_lik = self._log_likelihood(gate, pool, X, y_encoded)
-            return float(sample_weight @ log_lik) / float(sample_weight.sum())
-
         self._set_fitted(
-            runs[kept], histories, hierarchy, X.shape[1], routed_log_likelihood
+            restarts,
+            hierarchy,
+            self.n_features_in_,
+            routed_log_lik,
+            fit_started=started,
+            pruned_before=pruned_before,
         )
-        self.init_starts_ = list(starts)
-        self._print_fit_summary(runs, kept, started)
-        _warn_pruned(self.gate_, pruned_before)
         return self
 
     def _continued_model(self):
@@ -929,7 +806,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         def template(estimator):
             return self._default_expert() if estimator is None else estimator
 
-        if "_fitted_estimator" in self.__dict__ and not _same(
+        if "_fitted_estimator" in self.__dict__ and not same_parameters(
             template(self._fitted_estimator), template(self.estimator)
         ):
             raise ValueError(
@@ -937,39 +814,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "ones; fit afresh (warm_start=False) to change them."
             )
 
-    def _print_init_summary(self, init, run, seconds, start=None):
-        """Print an initialisation's closing line (``verbose >= 1``)."""
-        if self.verbose:
-            objectives, log_liks, converged, n_iter = run[:4]
-            started_from = "" if start is None else f"start {start}, "
-            print(
-                f"Initialization {init}: {started_from}{n_iter} iterations, "
-                f"{'converged' if converged else 'did not converge'}, "
-                f"log-likelihood {log_liks[-1]:.6f}, objective "
-                f"{objectives[-1]:.6f}, {seconds:.2f} s"
-            )
-
-    def _print_fit_summary(self, runs, kept, started):
-        """Print the fit's closing line (``verbose >= 1``)."""
-        if self.verbose:
-            print(
-                f"Fit done: kept initialization {kept} of {len(runs)}, "
-                f"objective {runs[kept].objectives[-1]:.6f}, {runs[kept].n_iter} "
-                f"iterations, {time.perf_counter() - started:.2f} s"
-            )
-
     def _restart_seeds(self, continue_fit):
-        """Return one random state per initialisation.
+        """Return one random state per initialisation (None: a continued fit).
 
-        Each restart has its own seed, drawn up front, so that the result
-        does not depend on where or in which order restarts run. A single
-        initialisation uses ``random_state`` itself.
+        A continued fit continues the fitted model as it is: its one run
+        draws no random numbers (no start, no split-and-merge moves).
         """
-        rs = check_random_state(self.random_state)
-        if continue_fit or self.n_init == 1:
-            return [rs]
-        seeds = rs.randint(np.iinfo(np.int32).max, size=self.n_init)
-        return [np.random.RandomState(seed) for seed in seeds]
+        if continue_fit:
+            return [None]
+        return restart_seeds(check_random_state(self.random_state), self.n_init)
 
     def _run_em(
         self, gate, pool, designs, y_encoded, sample_weight, init, random_state
@@ -1030,21 +883,34 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._check_continuation(hierarchy, gate_idx, "warm_start=True")
         return hierarchy, gate_idx
 
-    def _set_fitted(self, best, histories, hierarchy, n_features, routed_log_lik):
-        """Set the fitted attributes from the best run.
+    def _set_fitted(
+        self,
+        restarts,
+        hierarchy,
+        n_features,
+        routed_log_lik=None,
+        *,
+        fit_started=None,
+        pruned_before=None,
+    ):
+        """Set the fitted attributes from the kept run of ``restarts``.
 
         ``routed_log_lik(gate, pool)`` returns the mean log-likelihood of the
         training data under the prediction's routing (needed when it is not
-        the E-step's bound, i.e. unless routing is soft).
+        the E-step's bound, i.e. unless routing is soft). ``fit_started``
+        (the ``perf_counter`` of a ``fit``) asks for the fit's warnings and
+        closing line; None for partial_fit's start, whose step sets
+        ``log_likelihood_`` next and warns after it.
         """
-        objectives, log_liks, converged, n_iter, gate, pool, _ = best
+        best = restarts.best
+        gate, pool = best.gate, best.pool
         # Fitted attributes are NumPy whatever the backend: a model fitted on
         # a GPU pickles, loads without torch and predicts anywhere.
         gate.map_arrays(to_numpy)
         pool.map_arrays(to_numpy)
-        if not converged:
+        if fit_started is not None and not best.converged:
             warnings.warn(
-                f"The best of {len(histories)} EM run(s) did not converge in "
+                f"The best of {len(restarts.runs)} EM run(s) did not converge in "
                 f"{self.max_iter} iterations; increase max_iter or tol, or "
                 "check the data.",
                 ConvergenceWarning,
@@ -1056,18 +922,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self.experts_ = pool.to_estimators(n_features)
         self.hierarchy_ = hierarchy
         self.n_experts_ = math.prod(hierarchy)
-        self.n_iter_ = n_iter
+        self.n_iter_ = best.n_iter
         self.n_pruned_experts_ = int(gate.pruned.sum())
-        self.converged_ = converged
-        self.objective_history_ = np.asarray(objectives)
-        self.log_likelihood_history_ = np.asarray(log_liks)
-        self.log_likelihood_histories_ = histories
-        if self.routing == "soft":
+        self.converged_ = best.converged
+        self.objective_history_ = np.asarray(best.objectives)
+        self.log_likelihood_history_ = np.asarray(best.log_likelihoods)
+        self.log_likelihood_histories_ = restarts.histories
+        self.init_starts_ = list(restarts.starts)
+        if self.routing == "soft" or routed_log_lik is None:
             # Soft EM's bound is the likelihood: the last E-step computed it.
-            self.log_likelihood_ = log_liks[-1]
+            self.log_likelihood_ = best.log_likelihoods[-1]
         else:
             self.log_likelihood_ = routed_log_lik(gate, pool)
         self._after_fit(pool)
+        if fit_started is not None:
+            if self.verbose:
+                print_fit_summary(restarts, fit_started)
+            _warn_pruned(gate, pruned_before)
 
     # Online learning -----------------------------------------------------------
 
@@ -1086,40 +957,50 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Fit the start of stepwise EM on in-memory rows, as ``fit`` does."""
         hierarchy, gate_idx = self._check_structure(X.shape, False)
         designs = DesignCache(X, host=X)
-        info = {}
-        gate, pool = self._initialize(
+        gate, pool, kind = _fresh_start(
+            self,
             designs,
             y_encoded,
             sample_weight,
             hierarchy,
             gate_idx,
+            0,
             check_random_state(self.random_state),
-            info=info,
         )
-        objectives, log_liks, converged, n_iter, *_ = self._fit_once(
+        run = self._fit_once(
             gate, pool, designs, y_encoded, sample_weight, max_iter=self.max_iter
         )
-        self.gate_, self._expert_pool = gate, pool
-        self._fitted_estimator = clone(self.estimator, safe=False)
-        self.hierarchy_, self.n_experts_ = hierarchy, gate.n_leaves
-        self.n_iter_, self.converged_ = n_iter, converged
-        self.objective_history_ = np.asarray(objectives)
-        self.log_likelihood_history_ = np.asarray(log_liks)
-        self.log_likelihood_histories_ = [self.log_likelihood_history_]
-        self.init_starts_ = [info["start"]]
-        # Stepwise EM starts afresh from the new start.
-        self.__dict__.pop("_stepwise", None)
+        self._set_fitted(Restarts([run], [kind], 0), hierarchy, X.shape[1])
+
+    @property
+    def n_samples_seen_(self):
+        """Rows seen by ``partial_fit`` (its state's count)."""
+        return self._online_state("n_samples_seen_").n_samples_seen
+
+    @property
+    def n_steps_(self):
+        """Stepwise-EM steps taken by ``partial_fit``."""
+        return self._online_state("n_steps_").stepwise.n_steps
+
+    def _online_state(self, name):
+        # Set by partial_fit only: a model fitted by fit has neither count.
+        if "_online" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            )
+        return self._online
 
     @_keeps_state_on_failure
     def _partial_fit(self, X, y, sample_weight, classes=None):
         """Learn from one mini-batch by stepwise EM (see ``_stepwise``).
 
         The first call fits a start on its batch as ``fit`` would (the
-        ``init_params`` start, EM to convergence); every call then takes one stepwise-EM
-        step on its batch. The rows of the first calls are kept until
-        ``_ONLINE_START_ROWS`` are seen, and the start refitted on them
-        once, then stepwise EM starts again from it. On a model fitted by
-        ``fit``, partial_fit continues from the fitted parameters.
+        ``init_params`` start, EM to convergence); every call then takes one
+        stepwise-EM step on its batch. The rows of the first calls are kept
+        until ``_ONLINE_START_ROWS`` are seen, and the start refitted on them
+        once, then stepwise EM starts again from it
+        (:class:`~skmoe._online.OnlineState`). On a model fitted by ``fit``,
+        partial_fit continues from the fitted parameters.
         """
         if self.backend != "numpy":
             raise ValueError(
@@ -1128,8 +1009,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         self._resolved_train_routing(in_memory=False)  # refuses "refit"
         first_call = not hasattr(self, "gate_")
-        X, y, sample_weight = self._validate_fit_data(
-            X, y, sample_weight, reset=first_call
+        X, y, sample_weight = validate_fit_data(
+            self, X, y, sample_weight, reset=first_call
         )
         # Every batch is divided by one scale, the mean weight of the rows
         # the model was first fitted on (by fit, or the first batch), frozen
@@ -1137,14 +1018,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # others' (they add to the total weight that the penalties are
         # weighed against), and rescaling the whole stream changes nothing.
         if first_call or "_weight_scale" not in self.__dict__:
-            self._weight_scale = _mean_weight(sample_weight)
-        sample_weight = _relative_weights(sample_weight, self._weight_scale)
+            self._weight_scale = mean_weight(sample_weight)
+        sample_weight = relative_weights(sample_weight, self._weight_scale)
         if self._is_classifier():
             y_encoded = self._encode_partial_fit_targets(y, classes)
         else:
             y_encoded = self._encode_targets(y, reset=first_call)
         if first_call:
-            self._start_rows_kept = []
+            online = OnlineState()
             pruned_before = None
         else:
             self._check_continuation(
@@ -1157,41 +1038,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             # model as it was (_keeps_state_on_failure).
             self.gate_, self._expert_pool = self._continued_model()
             pruned_before = self.gate_.pruned
-            if "_stepwise" in self.__dict__:
-                self._stepwise = copy.deepcopy(self._stepwise)
-            if "_start_rows_kept" in self.__dict__:
-                self._start_rows_kept = list(self._start_rows_kept)
-        batch = (X, y_encoded, sample_weight)
-        batches_in_start = 1
-        if "_start_rows_kept" in self.__dict__:
-            # The start decides the basin that EM converges to, so it is
-            # fitted on the first _ONLINE_START_ROWS rows, not on the first
-            # batch alone: the rows are kept until then (a bounded buffer),
-            # the start refitted on all of them once, and dropped.
-            self._start_rows_kept.append(batch)
-            kept = sum(part[0].shape[0] for part in self._start_rows_kept)
-            if first_call or kept >= _ONLINE_START_ROWS:
-                batches_in_start = len(self._start_rows_kept)
-                batch = tuple(
-                    np.concat(parts)
-                    for parts in zip(*self._start_rows_kept, strict=True)
-                )
-                self._fit_online_start(*batch)
-            if kept >= _ONLINE_START_ROWS:
-                del self._start_rows_kept
+            # After fit, no rows are kept: the start is fit's.
+            online = self.__dict__.get("_online", OnlineState(start_rows=None)).copy()
+        self._online = online
+        batch, batches_in_start = (X, y_encoded, sample_weight), 1
+        start = online.rows_for_start(batch, limit=_ONLINE_START_ROWS)
+        if start is not None:
+            batch, batches_in_start = start
+            self._fit_online_start(*batch)
+            # Stepwise EM starts afresh from the new start.
+            online.stepwise = None
         self._check_top_k(self.gate_.n_leaves)
-        if "_stepwise" not in self.__dict__:
+        if online.stepwise is None:
             offset = 0.0
             if not self._is_classifier():
                 offset = float(np.average(batch[1], weights=batch[2]))
-            self._stepwise = StepwiseEM(y_offset=offset)
+            online.stepwise = StepwiseEM(y_offset=offset)
             # The start's rows count as the batches they came in: the next
             # batch then gets the step size of its place in the stream, not
             # the large one of a second step (measured: a test log-likelihood
             # that fell from -1.0474 to -1.0559 after the start's refit,
             # which a weight of 2 ** -0.6 on one batch of 1,000 rows caused).
-            self._stepwise.n_steps = batches_in_start - 1
-        self.log_likelihood_ = self._stepwise.step(
+            online.stepwise.n_steps = batches_in_start - 1
+        self.log_likelihood_ = online.stepwise.step(
             self.gate_,
             self._expert_pool,
             *batch,
@@ -1199,8 +1068,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             top_k=self.top_k,
             alpha=self.gate_alpha,
         )
-        self.n_samples_seen_ = getattr(self, "n_samples_seen_", 0) + X.shape[0]
-        self.n_steps_ = self._stepwise.n_steps
+        online.n_samples_seen += X.shape[0]
         self.n_pruned_experts_ = int(self.gate_.pruned.sum())
         self.experts_ = self._expert_pool.to_estimators(X.shape[1])
         self._after_fit(self._expert_pool)
@@ -1221,10 +1089,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         from skmoe._dask import (
             DaskBlocks,
-            check_dask_data,
-            compute,
             encode_labels,
             gate_penalty_scale,
+            sample_rows,
             unique_labels,
         )
 
@@ -1243,10 +1110,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "on the cluster)."
             )
         continue_fit = self.warm_start and hasattr(self, "gate_")
-        X, y, sample_weight, self._weight_scale = check_dask_data(
+        X, y, sample_weight, self._weight_scale = validate_dask_fit_data(
             X, y, sample_weight, classifier=self._is_classifier()
         )
-        self._record_dask_features(X, reset=not continue_fit)
+        check_dask_features(self, X, reset=not continue_fit)
         if self._is_classifier():
             labels = unique_labels(y)
             self._encode_targets(labels, reset=not continue_fit)
@@ -1258,52 +1125,24 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # The gate's penalty scales are those of all rows, as in memory,
         # though each start is fitted on a sample.
         scale = None if continue_fit else gate_penalty_scale(X, sample_weight, gate_idx)
-        runs, starts = [], []
-        pruned_before = np.zeros(math.prod(hierarchy), dtype=bool)
-        for init, rs in enumerate(self._restart_seeds(continue_fit)):
-            init_started = time.perf_counter()
-            info = {"start": "continued"}
-            if continue_fit:
-                gate, pool = self._continued_model()
-                pruned_before = gate.pruned
-            else:
-                rows, _ = self._start_rows(X.shape[0], rs)
-                if rows is None:
-                    sample = compute(X, y_encoded, sample_weight)
-                else:
-                    sample = compute(X[rows], y_encoded[rows], sample_weight[rows])
-                Xs, ys, ws = (np.asarray(a) for a in sample)
-                gate, pool = self._initialize(
-                    DesignCache(Xs, host=Xs),
-                    ys,
-                    ws,
-                    hierarchy,
-                    gate_idx,
-                    rs,
-                    scale=scale,
-                    restart=init,
-                    info=info,
-                )
-            runs.append(
-                run_em(
-                    gate,
-                    pool,
-                    SummedRows(blocks),
-                    self._em_options(),
-                    max_iter=self.max_iter,
-                    init=init,
-                )
+
+        def fresh_start(init, rs):
+            rows, _ = self._start_rows(X.shape[0], rs)
+            Xs, ys, ws = sample_rows(rows, X, y_encoded, sample_weight)
+            designs = DesignCache(Xs, host=Xs)
+            return _fresh_start(
+                self, designs, ys, ws, hierarchy, gate_idx, init, rs, scale=scale
             )
-            starts.append(info["start"])
-            self._print_init_summary(
-                init,
-                runs[-1],
-                time.perf_counter() - init_started,
-                start=info["start"],
+
+        def run_on_blocks(gate, pool, init, rs):
+            return run_em(
+                gate,
+                pool,
+                SummedRows(blocks),
+                self._em_options(),
+                max_iter=self.max_iter,
+                init=init,
             )
-        histories = [np.asarray(run.log_likelihoods) for run in runs]
-        # The first of equal objectives, as fit's max() keeps.
-        kept = max(range(len(runs)), key=lambda i: runs[i].objectives[-1])
 
         def routed_log_likelihood(gate, pool):
             found = blocks.sum(
@@ -1315,36 +1154,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
             return float(found["log_likelihood"]) / float(found["weight"])
 
-        self._set_fitted(
-            runs[kept], histories, hierarchy, X.shape[1], routed_log_likelihood
+        # Restarts run in turn: every pass of each already runs on the blocks.
+        return self._fit_restarts(
+            fresh_start,
+            run_on_blocks,
+            routed_log_likelihood,
+            hierarchy=hierarchy,
+            continue_fit=continue_fit,
+            started=started,
+            in_parallel=False,
         )
-        self.init_starts_ = starts
-        self._print_fit_summary(runs, kept, started)
-        _warn_pruned(self.gate_, pruned_before)
-        return self
-
-    def _record_dask_features(self, X, *, reset):
-        """Record or check ``n_features_in_`` for a dask array (no names)."""
-        if reset:
-            self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                f"expecting {self.n_features_in_} features as input."
-            )
 
     def _map_dask(self, method, X, *rows, **options):
         """Apply a prediction method block by block to a dask array ``X``."""
         from skmoe._dask import map_method
 
         check_is_fitted(self)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[-1]} features, but {type(self).__name__} is "
-                f"expecting {self.n_features_in_} features as input."
-            )
+        check_dask_features(self, X, reset=False)
         return map_method(self, method, X, *rows, **options)
 
     def _has_vectorized_experts(self):
@@ -1366,35 +1192,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # Inspection --------------------------------------------------------------
 
     def _validate_X(self, X, y=None):
-        """Return ``X`` (and ``y``) validated and ready for the backend.
-
-        X lands on the backend's device, in the wider of its precision and
-        the model's (NumPy would promote a float32 input of a float64 model
-        anyway). A tensor input of the torch backend is validated on its
-        own device; any other input by ``validate_data`` (a tensor is then
-        copied to NumPy).
-        """
-        check_is_fitted(self)
-        device = resolve_device(self.backend, self.device)
-        if device is not None and is_tensor(X):
-            X = self._validate_tensor(X, reset=False)
-            if y is not None:
-                y = self._validate_target(tensor_to_numpy(y), X)
-        elif y is None:
-            X = validate_data(
-                self, tensor_to_numpy(X), reset=False, dtype=[np.float64, np.float32]
-            )
-        else:
-            X, y = validate_data(
-                self,
-                tensor_to_numpy(X),
-                tensor_to_numpy(y),
-                reset=False,
-                dtype=[np.float64, np.float32],
-                y_numeric=not self._is_classifier(),
-            )
-        X = move_to(at_least_dtype(X, self.gate_.coef[0].dtype), device)
-        return X if y is None else (X, y)
+        """Return ``X`` (and ``y``) validated and ready for the backend."""
+        return validate_predict_data(self, X, y)
 
     def _route(self, log_weights):
         self._check_top_k(log_weights.shape[1])
@@ -1766,7 +1565,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return {**super().__getstate__(), "_sklearn_version": sklearn.__version__}
 
     def __setstate__(self, state):
-        state = dict(state)
+        state = OnlineState.from_legacy_state(dict(state))
         version = state.pop("_sklearn_version", None)
         if version is not None and version != sklearn.__version__:
             warnings.warn(

@@ -1,4 +1,4 @@
-"""Dask arrays as the data of a fit: validation and blocks on a cluster.
+"""Dask arrays as the data of a fit: blocks on a cluster.
 
 The only module that imports dask (lazily: it is the optional ``dask``
 extra). A ``dask.array`` fit keeps the data where Dask holds it, on a
@@ -6,6 +6,7 @@ extra). A ``dask.array`` fit keeps the data where Dask holds it, on a
 blockwise EM (``_blockwise``) sends the model, a few kilobytes, to the
 blocks, computes their statistics there, and reduces them on the cluster,
 so the client receives one small result per pass and never the data.
+Their validation is in ``_validation``, with the in-memory data's.
 """
 
 import numpy as np
@@ -15,10 +16,12 @@ from skmoe._statistics import SummedBlocks, sum_statistics
 
 __all__ = [
     "DaskBlocks",
-    "check_dask_data",
     "gate_penalty_scale",
+    "import_dask_array",
     "is_dask_array",
     "map_method",
+    "rows_like",
+    "sample_rows",
 ]
 
 
@@ -29,7 +32,8 @@ def is_dask_array(a):
     )
 
 
-def _import_dask_array():
+def import_dask_array():
+    """Return ``dask.array``, or raise the ImportError that names the extra."""
     try:
         import dask.array as da
     except ImportError as error:  # pragma: no cover - dask arrays need dask
@@ -39,9 +43,9 @@ def _import_dask_array():
     return da
 
 
-def _rows_like(a, X, name, dtype=None):
+def rows_like(a, X, name, dtype=None):
     """Return ``a`` (array-like or dask) as a 1-d dask array in X's row chunks."""
-    da = _import_dask_array()
+    da = import_dask_array()
     if not is_dask_array(a):
         a = np.asarray(a)
     if a.ndim == 2 and a.shape[1] == 1:
@@ -62,101 +66,6 @@ def _rows_like(a, X, name, dtype=None):
     return da.from_array(a, chunks=(X.chunks[0],))
 
 
-def check_dask_data(X, y, sample_weight, *, classifier):
-    """Validate a dask-array fit's data; return it chunked by rows, float64.
-
-    The checks of ``validate_data`` and ``_check_sample_weight`` for arrays,
-    computed on the blocks in one pass: 2-d numeric X with known chunk
-    sizes, finite values, non-negative weights with a positive sum, and no
-    value whose square would overflow.
-
-    Parameters
-    ----------
-    X : dask.array.Array of shape (n_samples, n_features)
-    y : array-like or dask.array.Array of shape (n_samples,)
-    sample_weight : array-like, dask.array.Array or None
-    classifier : bool
-        Targets are class labels (not checked for finiteness or scale).
-
-    Returns
-    -------
-    X : dask.array.Array of float64, one chunk across the columns
-    y : dask.array.Array in X's row chunks
-    sample_weight : dask.array.Array of float64 in X's row chunks
-        Divided by ``scale``: their mean is one.
-    scale : float
-        The mean of the given weights (one for None).
-    """
-    da = _import_dask_array()
-    if X.ndim != 2:
-        raise ValueError(
-            f"Expected a 2D dask array, got an array of shape {X.shape}; X must "
-            "have shape (n_samples, n_features)."
-        )
-    if X.dtype.kind not in "biuf":
-        raise ValueError(
-            f"dask array X has dtype {X.dtype}; a numeric dtype is required."
-        )
-    if any(np.isnan(size) for size in X.shape):
-        raise ValueError(
-            "dask array X has unknown chunk sizes; call X.compute_chunk_sizes() first."
-        )
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
-            f"Found array with shape {X.shape}, while at least one sample and "
-            "one feature are required."
-        )
-    X = X.astype(np.float64).rechunk({1: -1})
-    y = _rows_like(y, X, "y", dtype=None if classifier else np.float64)
-    if sample_weight is None:
-        sample_weight = da.ones(X.shape[0], chunks=(X.chunks[0],))
-    else:
-        sample_weight = _rows_like(sample_weight, X, "sample_weight", np.float64)
-
-    limit = np.sqrt(np.finfo(np.float64).max / X.shape[0])
-    checks = {
-        "X finite": da.isfinite(X).all(),
-        "X max": abs(X).max(),
-        "weight finite": da.isfinite(sample_weight).all(),
-        "weight min": sample_weight.min(),
-        "weight max": sample_weight.max(),
-        "weight sum": sample_weight.sum(),
-    }
-    if not classifier:
-        checks["y finite"] = da.isfinite(y).all()
-        checks["y max"] = abs(y).max()
-    (found,) = da.compute(checks)
-    if not found["X finite"]:
-        raise ValueError("Input X contains NaN or infinity.")
-    if not classifier and not found["y finite"]:
-        raise ValueError("Input y contains NaN or infinity.")
-    if not found["weight finite"]:
-        raise ValueError("sample_weight must be finite.")
-    if found["weight min"] < 0:
-        raise ValueError("Negative values in data passed to sample_weight")
-    if found["weight max"] <= 0:
-        raise ValueError("sample_weight must have a positive sum; got all zeros.")
-    if found["X max"] > limit:
-        raise ValueError(
-            "Input X contains a value too large for the squares EM computes "
-            f"(|x| > {limit:.3g}); rescale X, e.g. with StandardScaler."
-        )
-    if not classifier and found["y max"] > limit:
-        raise ValueError(
-            "Input y contains a value too large for the squares EM computes "
-            f"(|y| > {limit:.3g}); rescale y."
-        )
-    # The weights relative to their mean, as in memory: divided by their
-    # largest first when their sum overflowed or underflowed (one more pass).
-    largest = float(found["weight max"])
-    total = float(found["weight sum"])
-    if np.isfinite(total) and total >= np.finfo(np.float64).tiny:
-        scale = total / X.shape[0]
-    else:
-        scale = largest * float((sample_weight / largest).mean().compute())
-    return X, y, sample_weight / scale, scale
-
-
 def gate_penalty_scale(X, sample_weight, columns):
     """Return the gate's ``penalty_scale`` from all rows, summed on the blocks.
 
@@ -175,7 +84,7 @@ def gate_penalty_scale(X, sample_weight, columns):
     -------
     scale : ndarray of shape (len(columns),)
     """
-    da = _import_dask_array()
+    da = import_dask_array()
     Xg = X[:, np.asarray(columns, dtype=np.intp)]
     total, weighted = da.compute(sample_weight.sum(), sample_weight @ Xg)
     mean = np.asarray(weighted) / total
@@ -189,7 +98,7 @@ def gate_penalty_scale(X, sample_weight, columns):
 
 def unique_labels(y):
     """Return the sorted distinct values of a dask array ``y``."""
-    return np.unique(np.asarray(_import_dask_array().unique(y).compute()))
+    return np.unique(np.asarray(import_dask_array().unique(y).compute()))
 
 
 def _label_index(labels, classes):
@@ -206,7 +115,18 @@ def encode_labels(y, classes):
 
 def compute(*collections):
     """Compute dask collections together (one pass where they share inputs)."""
-    return _import_dask_array().compute(*collections)
+    return import_dask_array().compute(*collections)
+
+
+def sample_rows(rows, *arrays):
+    """Return the ``rows`` of dask arrays as NumPy arrays (None: every row).
+
+    One computation for all of them (a start's sample of X, y and the
+    weights).
+    """
+    if rows is not None:
+        arrays = tuple(a[rows] for a in arrays)
+    return tuple(np.asarray(a) for a in compute(*arrays))
 
 
 def _method_on_block(X, *columns, estimator, method, part, kwargs):
@@ -239,9 +159,9 @@ def map_method(
     **kwargs
         Passed to the method.
     """
-    da = _import_dask_array()
+    da = import_dask_array()
     X = X.rechunk({1: -1})
-    columns = [_rows_like(a, X, "y")[:, None] for a in rows]
+    columns = [rows_like(a, X, "y")[:, None] for a in rows]
     options = {
         "estimator": estimator,
         "method": method,

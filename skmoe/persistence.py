@@ -27,8 +27,9 @@ _TRUSTED_TYPES = (
     "skmoe._experts.LinearGaussianExperts",
     "skmoe._experts.LogisticExperts",
     "skmoe._gating.GateTree",
-    # The running statistics of partial_fit (a model trained online keeps
-    # them, to continue learning after loading).
+    # The state of partial_fit and its running statistics (a model trained
+    # online keeps them, to continue learning after loading).
+    "skmoe._online.OnlineState",
     "skmoe._stepwise.StepwiseEM",
 )
 

@@ -99,7 +99,7 @@ def _state_bytes(moe):
             return sum(size(v) for v in tree)
         return np.asarray(tree).nbytes
 
-    return size(moe._stepwise.statistics)
+    return size(moe._online.stepwise.statistics)
 
 
 def test_partial_fit_memory_does_not_grow_with_rows_seen():
@@ -109,7 +109,7 @@ def test_partial_fit_memory_does_not_grow_with_rows_seen():
     moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0)
     # Past the first 10,000 rows (kept for the start), nothing grows.
     _stream(moe, X[:15_000], y[:15_000])
-    assert "_start_rows_kept" not in moe.__dict__
+    assert moe._online.start_rows is None
     state, pickled = _state_bytes(moe), len(pickle.dumps(moe))
     _stream(moe, X[15_000:], y[15_000:])
     assert moe.n_samples_seen_ == 60_000
@@ -147,7 +147,7 @@ def test_partial_fit_after_fit_continues_from_the_fitted_model():
     # fit starts over: the stepwise state is gone, and with it the count of
     # what partial_fit saw.
     moe.fit(X, y)
-    assert "_stepwise" not in moe.__dict__
+    assert "_online" not in moe.__dict__
     assert not hasattr(moe, "n_samples_seen_")
     assert not hasattr(moe, "n_steps_")
 
@@ -246,7 +246,7 @@ def test_a_failed_step_leaves_the_model_as_it_was(monkeypatch, error):
     moe.partial_fit(X[:200], y[:200]).partial_fit(X[200:400], y[200:400])
     state = dict(vars(moe))
     coef = [c.copy() for c in moe.gate_.coef]
-    statistics = copy.deepcopy(moe._stepwise.statistics)
+    statistics = copy.deepcopy(moe._online.stepwise.statistics)
     pred = moe.predict(X)
     step = StepwiseEM.step
 
@@ -262,6 +262,26 @@ def test_a_failed_step_leaves_the_model_as_it_was(monkeypatch, error):
     assert all(vars(moe)[k] is v for k, v in state.items())
     for a, b in zip(coef, moe.gate_.coef, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert moe._stepwise.n_steps == 2
-    np.testing.assert_equal(moe._stepwise.statistics, statistics)
+    assert moe._online.stepwise.n_steps == 2
+    np.testing.assert_equal(moe._online.stepwise.statistics, statistics)
     np.testing.assert_array_equal(moe.predict(X), pred)
+
+
+def test_the_start_rows_are_kept_until_the_limit_then_dropped():
+    from skmoe._online import OnlineState
+
+    def batch(n, value):
+        return np.full((n, 2), value), np.full(n, value), np.ones(n)
+
+    online = OnlineState()
+    rows, n_batches = online.rows_for_start(batch(3, 0.0), limit=8)
+    assert (rows[0].shape, n_batches) == ((3, 2), 1)  # the first batch starts
+    assert online.rows_for_start(batch(3, 1.0), limit=8) is None
+    kept = online.copy()
+    rows, n_batches = online.rows_for_start(batch(3, 2.0), limit=8)
+    assert (rows[0].shape, n_batches) == ((9, 2), 3)  # refitted once on all
+    np.testing.assert_array_equal(rows[1], np.repeat([0.0, 1.0, 2.0], 3))
+    assert online.start_rows is None
+    assert online.rows_for_start(batch(3, 3.0), limit=8) is None
+    # A copy keeps its own list of the rows (a failed call leaves them).
+    assert len(kept.start_rows) == 2

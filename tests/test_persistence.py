@@ -1,5 +1,6 @@
 """Round trips of fitted models: pickle, joblib and skops with trusted types."""
 
+import copy
 import pickle
 import warnings
 
@@ -151,3 +152,27 @@ def test_pickles_carry_the_version_stamp():
     with pytest.warns(InconsistentVersionWarning, match="from version 0.1 when"):
         stale.__setstate__({**state, "_sklearn_version": "0.1"})
     assert_same_predictions(moe, stale, X)
+
+
+def test_a_model_trained_online_before_its_state_was_one_object_loads():
+    """Older pickles kept partial_fit's state in four loose attributes."""
+    X, y = make_data("regressor", n_samples=120)
+    moe = MixtureOfExpertsRegressor(n_experts=2, max_iter=5, random_state=0)
+    moe.partial_fit(X[:60], y[:60]).partial_fit(X[60:90], y[60:90])
+    state = moe.__getstate__()
+    online = state.pop("_online")
+    legacy = {
+        **state,
+        "_stepwise": online.stepwise,
+        "_start_rows_kept": online.start_rows,
+        "n_samples_seen_": online.n_samples_seen,
+        "n_steps_": online.stepwise.n_steps,
+    }
+    loaded = MixtureOfExpertsRegressor.__new__(MixtureOfExpertsRegressor)
+    loaded.__setstate__(copy.deepcopy(legacy))
+    assert not {"_stepwise", "_start_rows_kept"} & set(vars(loaded))
+    assert (loaded.n_samples_seen_, loaded.n_steps_) == (90, moe.n_steps_)
+    assert_same_predictions(moe, loaded, X)
+    moe.partial_fit(X[90:], y[90:])
+    loaded.partial_fit(X[90:], y[90:])
+    assert_same_predictions(moe, loaded, X)

@@ -401,7 +401,7 @@ def test_partial_fit_with_rescaled_sample_weight_learns_the_same(kind):
             )
         models.append(moe)
     first_mean = weight[:100].mean()
-    assert models[0]._stepwise.weight_seen == pytest.approx(
+    assert models[0]._online.stepwise.weight_seen == pytest.approx(
         weight.sum() / first_mean, rel=1e-12
     )
     for moe in models[1:]:

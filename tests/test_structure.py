@@ -19,13 +19,13 @@ LAYERS = [
     {"__init__"},
     {"_estimators", "_scoring"},
     {"_base"},
-    {"_start"},
+    {"_start", "_validation"},
     {"_engine"},
     {"_blockwise", "_dask", "_stepwise", "_tree_start", "_fused_logistic"},
     {"_statistics", "_fused", "_inference"},
     {"_gating", "_experts", "_routing", "_init", "_split_merge"},
-    {"_softmax", "_threads"},
-    {"_backend", "_summary"},
+    {"_softmax", "_threads", "_restarts"},
+    {"_backend", "_summary", "_online"},
 ]
 STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
 

@@ -1,0 +1,93 @@
+"""The state that ``partial_fit`` keeps between calls.
+
+One object, held by the estimator in one attribute and dropped by
+``fit``: the running statistics of stepwise EM (``_stepwise``), the rows
+kept until the start is refitted, and the count of rows seen.
+"""
+
+import copy
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["OnlineState"]
+
+
+@dataclass
+class OnlineState:
+    """What ``partial_fit`` learned from the stream so far, besides the model.
+
+    Attributes
+    ----------
+    stepwise : StepwiseEM or None
+        The running statistics of stepwise EM; None until the first step
+        after a start (a refitted start begins them afresh).
+    start_rows : list of tuple or None
+        The batches ``(X, y_encoded, sample_weight)`` kept to refit the
+        start on the first rows of the stream; None once the start was
+        refitted on enough rows, or when the model was fitted by ``fit``.
+    n_samples_seen : int
+        Rows seen by ``partial_fit`` (the estimator's ``n_samples_seen_``).
+    """
+
+    stepwise: object = None
+    start_rows: list | None = field(default_factory=list)
+    n_samples_seen: int = 0
+
+    def copy(self):
+        """Return a copy that a step may change (the kept rows are shared)."""
+        return replace(
+            self,
+            stepwise=copy.deepcopy(self.stepwise),
+            start_rows=None if self.start_rows is None else list(self.start_rows),
+        )
+
+    def rows_for_start(self, batch, *, limit):
+        """Keep ``batch``; return the rows to fit the start on now, or None.
+
+        The start decides the basin that EM converges to, so it is fitted
+        on the first batch, then refitted once on the first ``limit`` rows
+        of the stream (a bounded buffer, dropped after that).
+
+        Returns
+        -------
+        start : tuple or None
+            None when the start stays; else ``(rows, n_batches)``: the kept
+            batches concatenated, and how many batches they came in (the
+            steps they count as).
+        """
+        if self.start_rows is None:
+            return None
+        self.start_rows.append(batch)
+        n_batches = len(self.start_rows)
+        n_rows = sum(part[0].shape[0] for part in self.start_rows)
+        start = None
+        if n_batches == 1 or n_rows >= limit:
+            rows = tuple(
+                np.concat(parts) for parts in zip(*self.start_rows, strict=True)
+            )
+            start = rows, n_batches
+        if n_rows >= limit:
+            self.start_rows = None
+        return start
+
+    @classmethod
+    def from_legacy_state(cls, state):
+        """Move the loose partial_fit attributes of an older pickle into one state.
+
+        Models pickled before this class kept ``_stepwise``,
+        ``_start_rows_kept``, ``n_samples_seen_`` and ``n_steps_`` in their
+        ``__dict__``. Returns ``state`` (a dict) with them replaced by
+        ``_online``; unchanged when it has none.
+        """
+        names = ("_stepwise", "_start_rows_kept", "n_samples_seen_", "n_steps_")
+        if not any(name in state for name in names):
+            return state
+        state = dict(state)
+        state["_online"] = cls(
+            stepwise=state.pop("_stepwise", None),
+            start_rows=state.pop("_start_rows_kept", None),
+            n_samples_seen=state.pop("n_samples_seen_", 0),
+        )
+        state.pop("n_steps_", None)
+        return state
