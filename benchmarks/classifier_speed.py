@@ -21,6 +21,7 @@ Run from the repository root::
 
     python benchmarks/classifier_speed.py
     python benchmarks/classifier_speed.py --seeds 0,1,2,3,4 --threads 1
+    python benchmarks/classifier_speed.py --params '{"split_merge": 2}'
 """
 
 import argparse
@@ -39,6 +40,7 @@ from skmoe._base import BaseMixtureOfExperts
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
 kind, seed, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+params = json.loads(sys.argv[5])
 iterations = [0]
 fit_once = BaseMixtureOfExperts._fit_once
 
@@ -54,7 +56,7 @@ if kind == "classifier":
     X, y = make_moe_classification(
         n_samples=n, n_features=10, n_experts=4, n_classes=3, random_state=1
     )
-    model = MixtureOfExpertsClassifier(n_experts=4, random_state=seed)
+    model = MixtureOfExpertsClassifier(n_experts=4, random_state=seed, **params)
 else:
     X, y = make_moe_regression(n, 10, 4, random_state=1)[:2]
     model = MixtureOfExpertsRegressor(n_experts=4, random_state=seed)
@@ -72,13 +74,13 @@ print(json.dumps({
 """
 
 
-def run(root, kind, seed, n, threads):
+def run(root, kind, seed, n, threads, params="{}"):
     """Return the worker's answer for one fit with ``PYTHONPATH=root``."""
     env = dict(os.environ, PYTHONPATH=root)
     # Run from ``root``: ``python -c`` puts the working directory first on
     # the path, before PYTHONPATH.
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, kind, str(seed), str(n), threads],
+        [sys.executable, "-c", WORKER, kind, str(seed), str(n), threads, params],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
@@ -96,10 +98,19 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--n-samples", type=int, default=20000)
     parser.add_argument("--threads", default="1", help='BLAS threads, or "all"')
+    parser.add_argument(
+        "--params",
+        default="{}",
+        help="JSON of the classifier's parameters, the same for both versions "
+        "(e.g. '{\"split_merge\": 2}' where the default changed between them)",
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     roots = {"before": os.path.abspath(args.base), "after": REPO}
-    print(f"n={args.n_samples}, d=10, 3 classes, K=4; BLAS threads {args.threads}")
+    print(
+        f"n={args.n_samples}, d=10, 3 classes, K=4; BLAS threads {args.threads}; "
+        f"parameters {args.params}"
+    )
     print(f"before: {roots['before']}; after: {roots['after']}")
     print()
     print(
@@ -112,7 +123,9 @@ def main(argv=None):
     per_row = {"before": [], "after": []}
     for seed in seeds:
         found = {
-            name: run(root, "classifier", seed, args.n_samples, args.threads)
+            name: run(
+                root, "classifier", seed, args.n_samples, args.threads, args.params
+            )
             for name, root in roots.items()
         }
         for name in roots:
