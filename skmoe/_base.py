@@ -44,10 +44,7 @@ from skmoe._engine import (
     ArrayRows,
     EMOptions,
     SummedRows,
-    array_e_step,
     array_m_step,
-    objective,
-    record_iteration,
     run_em,
 )
 from skmoe._fused import fit_linear_experts, supports_fused
@@ -559,24 +556,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Return log gate probabilities and experts' log-likelihoods."""
         return gate.log_proba(X), pool.log_likelihood(X, y_encoded)
 
-    def _e_step(
-        self, gate, pool, level_log_probas, log_expert, sample_weight, routing=None
-    ):
-        """Return (objective, mean bound, responsibilities) of whole arrays.
-
-        ``routing`` is the E-step's (None: :meth:`_em_routing`).
-        """
-        options = self._em_options(routing)
-        e_step = array_e_step(
-            gate,
-            level_log_probas,
-            log_expert,
-            sample_weight,
-            routing=options.routing,
-            top_k=options.top_k,
-        )
-        return (*objective(gate, pool, e_step, self.gate_alpha), e_step.state)
-
     def _em_options(self, routing=None):
         """Return the :class:`~skmoe._engine.EMOptions` of this estimator's EM.
 
@@ -623,15 +602,6 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             self._em_options(routing),
             max_iter=max_iter,
             init=init,
-        )
-
-    def _record_iteration(self, objectives, log_liks, objective, log_lik, n_iter, init):
-        """Append an iteration to the history, print it; return if EM converged.
-
-        :func:`~skmoe._engine.record_iteration` with this estimator's options.
-        """
-        return record_iteration(
-            objectives, log_liks, objective, log_lik, n_iter, init, self._em_options()
         )
 
     @_fit_context(prefer_skip_nested_validation=False)

@@ -796,11 +796,19 @@ class _GenericExperts(_ExpertPool):
         return False
 
     def _fit_experts(self, X, y, weights):
+        mass = weights.sum(axis=0)
         refit = [
             k
             for k in range(self.n_experts)
-            if weights[:, k].sum() > MIN_EXPERT_WEIGHT or not self.fitted[k]
+            if mass[k] > MIN_EXPERT_WEIGHT or not self.fitted[k]
         ]
+        # An expert never fitted and given no rows (a pruned expert in a
+        # split-and-merge move's start) is fitted to all rows alike: a
+        # placeholder, as its gate probability is zero, where a fit on no
+        # rows would fail.
+        weights = np.where(
+            (mass > MIN_EXPERT_WEIGHT) | np.asarray(self.fitted), weights, 1.0
+        )
         # Threads by default: the experts' fits release the GIL in their
         # numerical cores and share X without copies; a joblib backend set
         # by the user (processes, Dask) takes precedence.

@@ -134,3 +134,32 @@ def test_starving_expert_keeps_its_variance():
     pool.update_variance(np.array([1.0, 2.0, 3.0, 4.0]), np.array([10.0, 0, 5, 5]))
     assert pool.variance_[1] == 1.5
     assert pool.variance_[0] == pytest.approx((1.0 + 2.0 * 1.5) / 12.0)
+
+
+def test_a_generic_expert_given_no_rows_before_its_first_fit_is_fitted():
+    """A split-and-merge move's start gives a pruned expert no responsibility;
+    a fresh generic pool must still fit it (to all rows alike: its gate
+    probability is zero), where scikit-learn refuses all-zero weights."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from skmoe._experts import GenericClassificationExperts
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    weights = rng.uniform(size=(60, 3))
+    weights[:, 1] = 0.0
+    pool = GenericClassificationExperts(
+        [DecisionTreeClassifier(max_depth=1, random_state=0) for _ in range(3)],
+        np.array([0, 1]),
+    )
+    log_lik = pool.m_step(DesignCache(X), y, weights)
+    assert pool.fitted.all()
+    assert np.all(np.isfinite(log_lik))
+    # The experts with rows of their own are fitted to them alone.
+    expected = DecisionTreeClassifier(max_depth=1, random_state=0).fit(
+        X, y, sample_weight=weights[:, 0]
+    )
+    np.testing.assert_array_equal(
+        pool.estimators[0].predict_proba(X), expected.predict_proba(X)
+    )
