@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skmoe._base
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._init import START_KINDS
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
 
@@ -171,14 +172,7 @@ def run_strategies(names, seeds, strategies):
             )
 
 
-KINDS = [
-    "kmeans",
-    "kmeans_resampled",
-    "random",
-    "random_from_data",
-    "kmeans_X",
-    "tree_leaves",
-]
+KINDS = list(START_KINDS)
 
 
 def run_kinds(seeds):

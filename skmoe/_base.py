@@ -560,7 +560,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Return the :class:`~skmoe._engine.EMOptions` of this estimator's EM.
 
         ``routing`` is the E-step's (None: :meth:`_em_routing`; the start's
-        runs pass :meth:`_start_routing`).
+        runs pass theirs, ``StartOptions.routing``).
         """
         return EMOptions(
             routing=self._em_routing() if routing is None else routing,
@@ -586,7 +586,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         ``init`` numbers the initialisation in verbose output; None marks a
         run of the start. ``routing`` is the E-step's (None:
-        :meth:`_em_routing`; the start's runs pass :meth:`_start_routing`).
+        :meth:`_em_routing`; the start's runs pass theirs,
+        ``StartOptions.routing``).
         """
         rows = fused_rows(designs, y_encoded, sample_weight, gate=gate, pool=pool)
         if rows is not None:
@@ -1179,7 +1180,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         soft EM for hard routing on a Dask array or in ``partial_fit``
         (which cannot refit: they never hold all the rows; "refit" is an
         error there), and truncated EM (``"em"``) for top-k routing,
-        started from a soft fit (:meth:`_starts_soft`: soft EM to
+        started from a soft fit (:func:`~skmoe._start.starts_soft`: soft EM to
         convergence from the start, then truncated EM from there; measured
         in benchmarks/README.md, "Top-k from a soft fit": on classification
         a higher truncated bound on every seed and a test log-loss of 0.45

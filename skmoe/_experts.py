@@ -805,10 +805,11 @@ class _GenericExperts(_ExpertPool):
         # An expert never fitted and given no rows (a pruned expert in a
         # split-and-merge move's start) is fitted to all rows alike: a
         # placeholder, as its gate probability is zero, where a fit on no
-        # rows would fail.
-        weights = np.where(
-            (mass > MIN_EXPERT_WEIGHT) | np.asarray(self.fitted), weights, 1.0
-        )
+        # rows would fail. (A copy only then: this runs every M-step.)
+        starved = ~(mass > MIN_EXPERT_WEIGHT) & ~np.asarray(self.fitted)
+        if np.any(starved):
+            weights = weights.copy()
+            weights[:, starved] = 1.0
         # Threads by default: the experts' fits release the GIL in their
         # numerical cores and share X without copies; a joblib backend set
         # by the user (processes, Dask) takes precedence.

@@ -53,7 +53,7 @@ def fused_rows(designs, y, sample_weight, *, gate, pool):
 class FusedLogisticRows(FusedRows):
     """The rows of an in-memory classifier fit, chunked for EM's passes.
 
-    A source of statistics for :func:`~skmoe._blockwise.blockwise_em`: the
+    A source of statistics for :func:`~skmoe._engine.run_em`: the
     sums of :mod:`skmoe._statistics` for logistic experts, from passes over
     the chunks that keep the E-step's responsibilities.
 
