@@ -42,6 +42,7 @@ __all__ = [
     "reduce_sum",
     "resolve_device",
     "take",
+    "target_like",
     "tensor_to_numpy",
     "to_device",
     "to_numpy",
@@ -221,6 +222,16 @@ def asarray_like(a, like):
     if isinstance(like, np.ndarray):
         return np.asarray(to_numpy(a), dtype=like.dtype)
     return get_namespace(like).asarray(a, dtype=like.dtype, device=like.device)
+
+
+def target_like(y, like):
+    """Return an encoded target on ``like``'s device.
+
+    A float target takes ``like``'s dtype too (torch does not promote in
+    matrix products); class indices stay integers.
+    """
+    move = asarray_like if y.dtype.kind == "f" else to_device
+    return move(y, like)
 
 
 def as_input_kind(a, like):

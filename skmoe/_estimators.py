@@ -432,27 +432,25 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         warm_start=False,
         verbose=0,
     ):
-        super().__init__(
-            estimator,
-            n_experts=n_experts,
-            hierarchy=hierarchy,
-            routing=routing,
-            top_k=top_k,
-            train_routing=train_routing,
-            gate_features=gate_features,
-            gate_alpha=gate_alpha,
-            init_params=init_params,
-            n_init=n_init,
-            split_merge=split_merge,
-            max_iter=max_iter,
-            tol=tol,
-            backend=backend,
-            device=device,
-            n_jobs=n_jobs,
-            random_state=random_state,
-            warm_start=warm_start,
-            verbose=verbose,
-        )
+        self.estimator = estimator
+        self.n_experts = n_experts
+        self.hierarchy = hierarchy
+        self.routing = routing
+        self.top_k = top_k
+        self.train_routing = train_routing
+        self.gate_features = gate_features
+        self.gate_alpha = gate_alpha
+        self.init_params = init_params
+        self.n_init = n_init
+        self.split_merge = split_merge
+        self.max_iter = max_iter
+        self.tol = tol
+        self.backend = backend
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
         self.reg_variance = reg_variance
 
     @available_if(BaseMixtureOfExperts._learns_online)
@@ -649,27 +647,25 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         warm_start=False,
         verbose=0,
     ):
-        super().__init__(
-            estimator,
-            n_experts=n_experts,
-            hierarchy=hierarchy,
-            routing=routing,
-            top_k=top_k,
-            train_routing=train_routing,
-            gate_features=gate_features,
-            gate_alpha=gate_alpha,
-            init_params=init_params,
-            n_init=n_init,
-            split_merge=split_merge,
-            max_iter=max_iter,
-            tol=tol,
-            backend=backend,
-            device=device,
-            n_jobs=n_jobs,
-            random_state=random_state,
-            warm_start=warm_start,
-            verbose=verbose,
-        )
+        self.estimator = estimator
+        self.n_experts = n_experts
+        self.hierarchy = hierarchy
+        self.routing = routing
+        self.top_k = top_k
+        self.train_routing = train_routing
+        self.gate_features = gate_features
+        self.gate_alpha = gate_alpha
+        self.init_params = init_params
+        self.n_init = n_init
+        self.split_merge = split_merge
+        self.max_iter = max_iter
+        self.tol = tol
+        self.backend = backend
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
 
     @available_if(BaseMixtureOfExperts._learns_online)
     @_fit_context(prefer_skip_nested_validation=False)

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from skmoe._stepwise import StepwiseEM
+
 __all__ = ["OnlineState"]
+
+# partial_fit fits its start on the first rows of the stream, up to this
+# many: a start decides the basin EM converges to, and a small first batch
+# can choose a poor one (measured: a 2-expert classifier started on 1,000
+# rows reached a test log-likelihood of -0.339, on 2,000 or more -0.23 to
+# -0.24, as the batch fit). The rows are kept until then, so memory stays
+# bounded whatever the stream's length.
+START_ROWS = 10_000
 
 
 @dataclass
@@ -42,7 +52,7 @@ class OnlineState:
             start_rows=None if self.start_rows is None else list(self.start_rows),
         )
 
-    def rows_for_start(self, batch, *, limit):
+    def rows_for_start(self, batch, *, limit=START_ROWS):
         """Keep ``batch``; return the rows to fit the start on now, or None.
 
         The start decides the basin that EM converges to, so it is fitted
@@ -63,6 +73,8 @@ class OnlineState:
         n_rows = sum(part[0].shape[0] for part in self.start_rows)
         start = None
         if n_batches == 1 or n_rows >= limit:
+            # Stepwise EM starts afresh from the new start.
+            self.stepwise = None
             rows = tuple(
                 np.concat(parts) for parts in zip(*self.start_rows, strict=True)
             )
@@ -70,6 +82,27 @@ class OnlineState:
         if n_rows >= limit:
             self.start_rows = None
         return start
+
+    def step(self, gate, pool, batch, n_batches, *, regression, **options):
+        """Take one stepwise-EM step on ``batch``; return its log-likelihood.
+
+        After a start, stepwise EM begins afresh (its running statistics
+        centred on the batch's weighted mean target for a ``regression``).
+        ``n_batches`` counts the batches that ``batch`` came in: the start's
+        rows count as the batches they came in, so the next batch gets the
+        step size of its place in the stream, not the large one of a second
+        step (measured: a test log-likelihood that fell from -1.0474 to
+        -1.0559 after the start's refit, which a weight of 2 ** -0.6 on one
+        batch of 1,000 rows caused). ``options`` are
+        :meth:`~skmoe._stepwise.StepwiseEM.step`'s.
+        """
+        if self.stepwise is None:
+            offset = 0.0
+            if regression:
+                offset = float(np.average(batch[1], weights=batch[2]))
+            self.stepwise = StepwiseEM(y_offset=offset)
+            self.stepwise.n_steps = n_batches - 1
+        return self.stepwise.step(gate, pool, *batch, **options)
 
     @classmethod
     def from_legacy_state(cls, state):

@@ -26,7 +26,7 @@ of a block. All take and return NumPy arrays; sums are float64.
 import numpy as np
 
 from skmoe._backend import DesignCache, logsumexp
-from skmoe._routing import log_posterior, route_log_weights
+from skmoe._routing import log_posterior, routed_log_joint
 from skmoe._softmax import one_hot, softmax_statistics, softmax_trial_fits
 
 __all__ = [
@@ -296,8 +296,8 @@ def likelihood_statistics(X, y, sample_weight, *, gate, pool, routing, top_k):
     What ``log_likelihood`` computes (the prediction's routing applied to
     the gate), summed: ``log_likelihood`` and ``weight``.
     """
-    log_gate = route_log_weights(gate.log_proba(X), routing=routing, top_k=top_k)
-    log_lik = logsumexp(log_gate + pool.log_likelihood(X, y), axis=1)
+    log_joint = routed_log_joint(gate, pool, X, y, routing=routing, top_k=top_k)
+    log_lik = logsumexp(log_joint, axis=1)
     return _float64(
         {"log_likelihood": sample_weight @ log_lik, "weight": np.sum(sample_weight)}
     )

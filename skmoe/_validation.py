@@ -13,6 +13,7 @@ NaN is: they would leave a silently useless fit.
 """
 
 import math
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import is_classifier
@@ -37,9 +38,14 @@ from skmoe._backend import (
 from skmoe._dask import import_dask_array, rows_like
 
 __all__ = [
+    "check_continuation",
     "check_dask_features",
+    "check_dask_fit",
+    "check_structure",
     "mean_weight",
     "relative_weights",
+    "resolve_gate_features",
+    "resolve_hierarchy",
     "same_parameters",
     "validate_dask_fit_data",
     "validate_fit_data",
@@ -298,6 +304,151 @@ def same_parameters(a, b):
 
 
 # ---------------------------------------------------------------------------
+# Parameters that depend on the data
+# ---------------------------------------------------------------------------
+
+
+def resolve_hierarchy(hierarchy, n_experts):
+    """Return the tree of gates as a tuple of branching factors.
+
+    From the ``hierarchy`` and ``n_experts`` parameters (None and None: three
+    experts).
+    """
+    if hierarchy is None:
+        n_experts = 3 if n_experts is None else n_experts
+        return (n_experts,)
+    hierarchy_param, hierarchy = hierarchy, tuple(hierarchy)
+    # (1,) is one expert, as n_experts=1 (a grid over hierarchy may
+    # include it). A 1 inside a deeper tree would be a gate with a single
+    # child, which decides nothing: refused rather than silently dropped,
+    # so that hierarchy_ is always the tree asked for.
+    if hierarchy != (1,) and (
+        len(hierarchy) == 0
+        or not all(
+            isinstance(b, Integral) and not isinstance(b, bool) and b >= 2
+            for b in hierarchy
+        )
+    ):
+        raise ValueError(
+            "hierarchy must be (1,) (one expert) or a non-empty tuple of "
+            "integers >= 2 (the branching factor of each level; a level "
+            "of 1 would be a gate with a single child), got "
+            f"{hierarchy_param!r}."
+        )
+    n_leaves = math.prod(hierarchy)
+    if n_experts is not None and n_experts != n_leaves:
+        raise ValueError(
+            f"n_experts={n_experts} does not match hierarchy="
+            f"{hierarchy}, which has {n_leaves} leaves; leave n_experts "
+            "unset (None) or set it to the number of leaves."
+        )
+    return hierarchy
+
+
+def resolve_gate_features(gate_features, n_features, feature_names=None):
+    """Return the column indices the gate sees.
+
+    From the ``gate_features`` parameter; ``feature_names`` are the names
+    seen in fit (None: X had none).
+    """
+    if gate_features is None:
+        return np.arange(n_features)
+    features = np.asarray(gate_features)
+    if features.ndim != 1:
+        raise ValueError(
+            "gate_features must be a 1-d list of column indices, names or "
+            f"a boolean mask, got an array of shape {features.shape}."
+        )
+    if features.dtype == bool:
+        if features.shape[0] != n_features:
+            raise ValueError(
+                f"gate_features is a boolean mask of length "
+                f"{features.shape[0]}, but X has {n_features} features."
+            )
+        return np.flatnonzero(features)
+    if features.shape[0] == 0:
+        return np.arange(0)
+    if features.dtype.kind in "OUS":
+        names = feature_names
+        if names is None:
+            raise ValueError(
+                "gate_features names columns, but X has no feature names; "
+                "pass a DataFrame or give column indices."
+            )
+        known = set(names)
+        missing = [str(f) for f in features if f not in known]
+        if missing:
+            raise ValueError(
+                f"gate_features {missing} are not feature names seen in fit."
+            )
+        # Sorted and without repeats, as integer indices are.
+        return np.unique([np.flatnonzero(names == f)[0] for f in features])
+    if features.dtype.kind not in "iu":
+        raise ValueError(
+            "gate_features must hold integer indices, feature names or "
+            f"booleans, got dtype {features.dtype}."
+        )
+    if features.min() < -n_features or features.max() >= n_features:
+        raise ValueError(
+            f"gate_features indices must lie in [0, {n_features}), got "
+            f"{features.tolist()}."
+        )
+    return np.unique(features % n_features)
+
+
+def check_structure(
+    shape, *, hierarchy, n_experts, gate_features, feature_names, top_k
+):
+    """Return the tree and the gate's columns of a fit, checked against the data.
+
+    ``top_k`` is the parameter under top-k routing (None otherwise): it may
+    not exceed the number of experts, nor may the experts exceed the rows.
+    """
+    n_samples, n_features = shape
+    hierarchy = resolve_hierarchy(hierarchy, n_experts)
+    n_leaves = math.prod(hierarchy)
+    if top_k is not None and top_k > n_leaves:
+        raise ValueError(
+            f"top_k={top_k} is larger than the number of experts ({n_leaves})."
+        )
+    if n_samples < n_leaves:
+        raise ValueError(
+            f"n_samples={n_samples} should be >= n_experts={n_leaves}: "
+            "every expert needs at least one sample."
+        )
+    return hierarchy, resolve_gate_features(gate_features, n_features, feature_names)
+
+
+def check_continuation(gate, hierarchy, gate_idx, estimator_changed, how):
+    """Refuse to continue a fit whose structure the parameters changed.
+
+    The gates' coefficients are sized by the tree and the gate's columns,
+    and the experts are the fitted ones: a continued fit (``how``:
+    warm_start or partial_fit) cannot change the fitted ``gate``'s
+    ``hierarchy`` or columns (``gate_idx``), nor the experts' template
+    (``estimator_changed``).
+    """
+    if tuple(gate.hierarchy) != hierarchy:
+        raise ValueError(
+            f"{how} cannot change the number of experts or the "
+            f"hierarchy (fitted {gate.hierarchy}, asked {hierarchy}); "
+            "fit afresh (warm_start=False) to change them."
+        )
+    if not np.array_equal(gate.feature_indices, gate_idx):
+        raise ValueError(
+            f"{how} cannot change gate_features (fitted columns "
+            f"{gate.feature_indices.tolist()}, asked "
+            f"{gate_idx.tolist()}); fit afresh (warm_start=False) to "
+            "change them."
+        )
+    if estimator_changed:
+        raise ValueError(
+            f"{how} cannot change estimator: the experts are the fitted "
+            "ones; fit afresh (warm_start=False) to change them."
+        )
+
+
+# ---------------------------------------------------------------------------
 # Dask arrays
 # ---------------------------------------------------------------------------
 
@@ -313,6 +464,29 @@ def check_dask_features(estimator, X, *, reset):
             del estimator.feature_names_in_
     elif X.ndim != 2 or X.shape[1] != estimator.n_features_in_:
         raise _n_features_error(estimator, X.shape[-1])
+
+
+def check_dask_fit(backend, generic_experts):
+    """Refuse a fit on a dask array that its blocks' statistics cannot serve.
+
+    EM on blocks runs with NumPy, on experts whose M-step works on summed
+    statistics; ``generic_experts`` describes the experts where it does
+    not (None: it does).
+    """
+    if backend != "numpy":
+        raise ValueError(
+            "A dask array is fitted on its blocks with NumPy: use "
+            f"backend='numpy' (got backend={backend!r})."
+        )
+    if generic_experts is not None:
+        raise TypeError(
+            "Fitting a dask array needs experts whose M-step works on "
+            "sufficient statistics: LinearRegression or Ridge (regressor), "
+            "LogisticRegression (classifier), or the default; got "
+            f"{generic_experts}. Fit generic experts on an "
+            "in-memory array (joblib's Dask backend can run their fits "
+            "on the cluster)."
+        )
 
 
 def validate_dask_fit_data(X, y, sample_weight, *, classifier):

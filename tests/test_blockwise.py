@@ -17,6 +17,7 @@ from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._backend import DesignCache
 from skmoe._blockwise import ArrayBlocks
 from skmoe._engine import SummedRows, run_em
+from skmoe._fitting import run_em_on_rows
 from skmoe._statistics import em_statistics, sum_statistics
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
@@ -31,17 +32,15 @@ def _continue_both_ways(moe, X, y, sample_weight, *, block_rows, max_iter=12):
     in_memory, blockwise = copy.deepcopy(moe), copy.deepcopy(moe)
     y_encoded = moe._encode_targets(y, reset=False)
     histories = []
+    plan = moe._fit_plan(X.shape, False)
     for model, run in ((in_memory, "memory"), (blockwise, "blocks")):
         gate, pool = model.gate_, model._expert_pool
         if run == "memory":
-            result = model._fit_once(
-                gate, pool, DesignCache(X), y_encoded, sample_weight, max_iter=max_iter
-            )
+            rows = (DesignCache(X), y_encoded, sample_weight)
+            result = run_em_on_rows(plan, gate, pool, rows, max_iter=max_iter)
         else:
             blocks = ArrayBlocks(X, y_encoded, sample_weight, block_rows=block_rows)
-            result = run_em(
-                gate, pool, SummedRows(blocks), model._em_options(), max_iter=max_iter
-            )
+            result = run_em(gate, pool, SummedRows(blocks), plan.em, max_iter=max_iter)
         histories.append(np.asarray(result.objectives))
     return in_memory, blockwise, histories
 

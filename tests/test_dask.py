@@ -385,7 +385,7 @@ def test_a_failed_dask_fit_leaves_the_model_as_it_was(
     regression, monkeypatch, warm_start
 ):
     """EM fails after it changed the (copied) model: the fitted one stays."""
-    import skmoe._base
+    import skmoe._fitting
 
     X, y = regression
     moe = _quiet_fit(
@@ -395,7 +395,7 @@ def test_a_failed_dask_fit_leaves_the_model_as_it_was(
     )
     state, pred = dict(vars(moe)), moe.predict(X)
     coef = [c.copy() for c in moe.gate_.coef]
-    run_em = skmoe._base.run_em
+    run_em = skmoe._fitting.run_em
 
     def failing_em(gate, pool, source, *args, **kwargs):
         run = run_em(gate, pool, source, *args, **kwargs)
@@ -404,7 +404,7 @@ def test_a_failed_dask_fit_leaves_the_model_as_it_was(
             raise KeyboardInterrupt
         return run
 
-    monkeypatch.setattr(skmoe._base, "run_em", failing_em)
+    monkeypatch.setattr(skmoe._fitting, "run_em", failing_em)
     with pytest.raises(KeyboardInterrupt):
         moe.set_params(warm_start=warm_start).fit(da.from_array(X, chunks=1000), y)
     monkeypatch.undo()

@@ -7,6 +7,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+import skmoe._fitting
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._experts import _LOGISTIC_MAX_NEWTON, LogisticExperts
 from skmoe.datasets import make_hme_classification, make_hme_regression
@@ -106,14 +107,14 @@ def test_restarts_choose_the_maximum(moe_regression, monkeypatch):
     """The kept run is the best of the restarts, whichever comes first."""
     X, y, _ = moe_regression
     finals = []
-    original = MixtureOfExpertsRegressor._fit_once
+    original = skmoe._fitting.run_em_on_rows
 
-    def recording(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        finals.append(result[0][-1])
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        finals.append(result.objectives[-1])
         return result
 
-    monkeypatch.setattr(MixtureOfExpertsRegressor, "_fit_once", recording)
+    monkeypatch.setattr(skmoe._fitting, "run_em_on_rows", recording)
     moe = MixtureOfExpertsRegressor(
         n_experts=3, init_params="random", n_init=5, split_merge=0, random_state=3
     ).fit(X, y)

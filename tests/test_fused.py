@@ -14,7 +14,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 
-import skmoe._base
+import skmoe._fitting
 import skmoe._fused
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._backend import DesignCache
@@ -36,8 +36,8 @@ def data():
 def _fit(params, X, y, sample_weight, *, fused, monkeypatch):
     with monkeypatch.context() as patch:
         if not fused:
-            patch.setattr(skmoe._base, "supports_fused", lambda X, pool: False)
-            patch.setattr(skmoe._base, "fused_rows", lambda *args, **kwargs: None)
+            patch.setattr(skmoe._fitting, "supports_fused", lambda X, pool: False)
+            patch.setattr(skmoe._fitting, "fused_rows", lambda *args, **kwargs: None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # The two EM loops compared: no split-and-merge moves after them.

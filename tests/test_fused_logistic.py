@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-import skmoe._base
+import skmoe._fitting
 from skmoe import MixtureOfExpertsClassifier
 from skmoe._backend import DesignCache
 from skmoe._blockwise import ArrayBlocks
@@ -111,7 +111,7 @@ def test_fused_em_equals_the_whole_array_em(case, data, monkeypatch):
     fits = {}
     for path in ("fused", "whole"):
         if path == "whole":
-            monkeypatch.setattr(skmoe._base, "fused_rows", lambda *args, **kw: None)
+            monkeypatch.setattr(skmoe._fitting, "fused_rows", lambda *args, **kw: None)
         moe = MixtureOfExpertsClassifier(
             random_state=0, tol=0.0, max_iter=10, split_merge=0
         ).set_params(**WHOLE_ARRAY_CASES[case])

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import skmoe._fitting
 import skmoe._start
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._init import (
@@ -112,16 +113,16 @@ def test_screening_continues_the_best_candidate(Estimator, data, request, monkey
     """The kept run starts where the best short run stopped."""
     X, y, _ = request.getfixturevalue(data)
     short_runs = []
-    original = Estimator._fit_once
+    original = skmoe._fitting.run_em_on_rows
 
-    def recording(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        short = screen_iterations(self._is_classifier(), self.max_iter)
+    def recording(plan, *args, **kwargs):
+        result = original(plan, *args, **kwargs)
+        short = screen_iterations(plan.start.classifier, plan.start.max_iter)
         if kwargs["max_iter"] == short:
-            short_runs.append(result[0][-1])
+            short_runs.append(result.objectives[-1])
         return result
 
-    monkeypatch.setattr(Estimator, "_fit_once", recording)
+    monkeypatch.setattr(skmoe._fitting, "run_em_on_rows", recording)
     moe = Estimator(n_experts=3, init_params="screen", random_state=0).fit(X, y)
     assert len(short_runs) == skmoe._start._SCREEN_CANDIDATES
     # Its first E-step recomputes the best candidate's last one.

@@ -19,13 +19,14 @@ LAYERS = [
     {"__init__"},
     {"_estimators", "_scoring"},
     {"_base"},
-    {"_start", "_validation"},
+    {"_fitting", "_inspection"},
+    {"_start", "_validation", "_online", "_warnings"},
     {"_engine"},
     {"_blockwise", "_dask", "_stepwise", "_tree_start", "_fused_logistic"},
     {"_statistics", "_fused", "_inference"},
     {"_gating", "_experts", "_routing", "_init", "_split_merge"},
     {"_softmax", "_threads", "_restarts"},
-    {"_backend", "_summary", "_online"},
+    {"_backend", "_summary"},
 ]
 STANDALONE = {"datasets"}  # public helpers that need nothing of the internals
 

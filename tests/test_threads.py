@@ -7,6 +7,7 @@ from numpy.testing import assert_array_equal
 from sklearn.tree import DecisionTreeRegressor
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import skmoe._fitting
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._base import BaseMixtureOfExperts
 from skmoe._threads import _SharedLimit, numerics_threads, single_thread
@@ -49,7 +50,7 @@ def _record_threads_in(monkeypatch, owner, name):
 
 def test_fit_runs_on_one_blas_thread_and_restores_the_pools(data, monkeypatch):
     X, y = data
-    seen = _record_threads_in(monkeypatch, BaseMixtureOfExperts, "_fit_once")
+    seen = _record_threads_in(monkeypatch, skmoe._fitting, "run_em_on_rows")
     before = _pools()
     _regressor(n_init=2).fit(X, y)
     assert seen and all(threads == [1] * len(threads) for threads in seen)
@@ -77,7 +78,7 @@ def test_partial_fit_runs_on_one_blas_thread(monkeypatch):
         n_samples=300, n_features=3, n_experts=2, random_state=0
     )
     model = MixtureOfExpertsClassifier(n_experts=2, max_iter=5, random_state=0)
-    seen = _record_threads_in(monkeypatch, BaseMixtureOfExperts, "_fit_once")
+    seen = _record_threads_in(monkeypatch, skmoe._fitting, "run_em_on_rows")
     before = _pools()
     model.partial_fit(X, y, classes=[0, 1])
     assert seen and all(threads == [1] * len(threads) for threads in seen)
@@ -95,7 +96,7 @@ def test_pools_are_restored_when_fit_raises(data, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("inside fit")
 
-    monkeypatch.setattr(BaseMixtureOfExperts, "_fit_once", fail)
+    monkeypatch.setattr(skmoe._fitting, "run_em_on_rows", fail)
     before = _pools()
     with pytest.raises(RuntimeError, match="inside fit"):
         _regressor().fit(X, y)
@@ -104,7 +105,7 @@ def test_pools_are_restored_when_fit_raises(data, monkeypatch):
 
 def test_a_user_limit_is_kept(data, monkeypatch):
     X, y = data
-    seen = _record_threads_in(monkeypatch, BaseMixtureOfExperts, "_fit_once")
+    seen = _record_threads_in(monkeypatch, skmoe._fitting, "run_em_on_rows")
     with threadpool_limits(limits=1, user_api="blas"):
         limited = _pools()
         _regressor().fit(X, y)
@@ -115,7 +116,7 @@ def test_a_user_limit_is_kept(data, monkeypatch):
 
 def test_generic_experts_keep_the_pools_as_they_are(data, monkeypatch):
     X, y = data
-    seen = _record_threads_in(monkeypatch, BaseMixtureOfExperts, "_fit_once")
+    seen = _record_threads_in(monkeypatch, skmoe._fitting, "run_em_on_rows")
     outside = _blas_threads()
     _regressor(estimator=DecisionTreeRegressor(max_depth=2)).fit(X, y)
     # Every EM run of the fit (the first, and split-and-merge moves').
@@ -181,13 +182,13 @@ def test_torch_threads_are_one_on_the_cpu_and_restored(data, monkeypatch):
     pytest.importorskip("array_api_compat")
     X, y = data
     seen = []
-    original = BaseMixtureOfExperts._fit_once
+    original = skmoe._fitting.run_em_on_rows
 
     def recording(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(BaseMixtureOfExperts, "_fit_once", recording)
+    monkeypatch.setattr(skmoe._fitting, "run_em_on_rows", recording)
     before = torch.get_num_threads()
     _regressor(backend="torch", device="cpu").fit(X, y)
     assert seen and all(threads == 1 for threads in seen)
