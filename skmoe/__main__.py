@@ -95,30 +95,39 @@ def _mixtures(estimator_class, n_experts, random_state):
     ]
 
 
-def _regressors(n_experts, random_state):
-    """Return the regression models of the demo, each after a StandardScaler."""
+def _task_models(mixture_class, linear_class, boosting_class, n_experts, random_state):
+    """Return one task's models of the demo, each after a StandardScaler.
+
+    The mixtures come first, then the linear and gradient-boosting baselines.
+    """
     models = [
-        *_mixtures(MixtureOfExpertsRegressor, n_experts, random_state),
-        ("LinearRegression", LinearRegression()),
-        (
-            "HistGradientBoosting",
-            HistGradientBoostingRegressor(random_state=random_state),
-        ),
+        *_mixtures(mixture_class, n_experts, random_state),
+        (linear_class.__name__, linear_class()),
+        ("HistGradientBoosting", boosting_class(random_state=random_state)),
     ]
     return [(name, make_pipeline(StandardScaler(), model)) for name, model in models]
+
+
+def _regressors(n_experts, random_state):
+    """Return the regression models of the demo, each after a StandardScaler."""
+    return _task_models(
+        MixtureOfExpertsRegressor,
+        LinearRegression,
+        HistGradientBoostingRegressor,
+        n_experts,
+        random_state,
+    )
 
 
 def _classifiers(n_experts, random_state):
     """Return the classification models of the demo, each after a StandardScaler."""
-    models = [
-        *_mixtures(MixtureOfExpertsClassifier, n_experts, random_state),
-        ("LogisticRegression", LogisticRegression()),
-        (
-            "HistGradientBoosting",
-            HistGradientBoostingClassifier(random_state=random_state),
-        ),
-    ]
-    return [(name, make_pipeline(StandardScaler(), model)) for name, model in models]
+    return _task_models(
+        MixtureOfExpertsClassifier,
+        LogisticRegression,
+        HistGradientBoostingClassifier,
+        n_experts,
+        random_state,
+    )
 
 
 ###############################################################################
