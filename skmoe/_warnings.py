@@ -43,6 +43,11 @@ def user_stacklevel():
     return level
 
 
+def _warn(message, category=UserWarning):
+    """Issue a warning pointed at the user's line."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
 def warn_pruned(gate, pruned_before):
     """Warn once about the experts the kept model pruned in this fit.
 
@@ -53,38 +58,33 @@ def warn_pruned(gate, pruned_before):
     pruned = np.flatnonzero(gate.pruned & ~pruned_before)
     if pruned.size == 0:
         return
-    warnings.warn(
+    _warn(
         f"Expert(s) {pruned.tolist()} received less than "
         f"{MIN_EFFECTIVE_SAMPLES:g} sample's worth of responsibility and were "
         "pruned (their gate probability is now zero); "
         f"{int(gate.pruned.sum())} of {gate.n_leaves} experts are pruned. "
-        "Fewer experts, another init_params or more n_init may fit better.",
-        UserWarning,
-        stacklevel=user_stacklevel(),
+        "Fewer experts, another init_params or more n_init may fit better."
     )
 
 
 def warn_not_converged(n_runs, max_iter):
     """Warn that the kept run of a fit stopped at ``max_iter``."""
-    warnings.warn(
+    _warn(
         f"The best of {n_runs} EM run(s) did not converge in "
         f"{max_iter} iterations; increase max_iter or tol, or "
         "check the data.",
         ConvergenceWarning,
-        stacklevel=user_stacklevel(),
     )
 
 
 def warn_host_experts(pool, device):
     """Warn that generic experts make a fit on ``device`` copy to the host."""
-    warnings.warn(
+    _warn(
         f"{type(pool.estimators[0]).__name__} experts "
         "are generic scikit-learn estimators: they are fitted on the "
         "CPU with NumPy whatever the backend, so every EM iteration "
         f"copies their weights and outputs between {device} and "
         "NumPy arrays. Only the gate, the E-step and the routing run "
         "on the device; LinearRegression, Ridge and LogisticRegression "
-        "experts run there too.",
-        UserWarning,
-        stacklevel=user_stacklevel(),
+        "experts run there too."
     )
