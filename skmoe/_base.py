@@ -469,7 +469,7 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
         The first call fits a start on its batch as ``fit`` would (the
         ``init_params`` start, EM to convergence); every call then takes one
         stepwise-EM step on its batch. The rows of the first calls are kept
-        until ``_ONLINE_START_ROWS`` are seen, and the start refitted on them
+        until ``_online.START_ROWS`` are seen, and the start refitted on them
         once, then stepwise EM starts again from it
         (:class:`~skmoe._online.OnlineState`). On a model fitted by ``fit``,
         partial_fit continues from the fitted parameters.

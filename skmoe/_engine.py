@@ -91,8 +91,8 @@ class EMRun(NamedTuple):
 class EMOptions:
     """What an EM run needs to know besides the model and the rows.
 
-    The estimator builds them (``_em_options``); the engine never sees the
-    estimator.
+    The estimator builds them (``_fitting.FitPlan.em``); the engine never
+    sees the estimator.
 
     Parameters
     ----------

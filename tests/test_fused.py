@@ -2,8 +2,8 @@
 
 ``FusedRows`` computes the E-step and the M-step's sums on chunks of
 transposed rows, one pass per iteration. Its fits must be those of the
-classic in-memory loop (``_fit_once`` with the fused path switched off) and
-its statistics those of ``_statistics`` on row blocks.
+classic in-memory loop (``_fitting.run_em_on_rows`` with the fused path
+switched off) and its statistics those of ``_statistics`` on row blocks.
 """
 
 import copy
