@@ -13,16 +13,19 @@ yardstick of the issue's second target.
 
 Per fit: the wall time, the EM iterations of every run in it (the start's
 runs, the restarts and the split-and-merge moves, counted where every EM run
-passes),
-the time per row and iteration (wall time / rows / iterations) and the
-final objective (``objective_history_[-1]``, the mean penalised
-log-likelihood EM maximises: higher is better).
+passes), the time per row and iteration (wall time / rows / iterations) and
+the final objective (``objective_history_[-1]``, the mean penalised
+log-likelihood EM maximises: higher is better). ``--kind regressor`` pairs
+the two versions on the regressor instead (the fused path's target), and
+``--params`` gives both versions the same parameters (``backend="torch"``
+for the torch target).
 
 Run from the repository root::
 
     python benchmarks/classifier_speed.py
     python benchmarks/classifier_speed.py --seeds 0,1,2,3,4 --threads 1
     python benchmarks/classifier_speed.py --params '{"split_merge": 2}'
+    python benchmarks/classifier_speed.py --kind regressor --n-samples 100000
 """
 
 import argparse
@@ -68,7 +71,7 @@ if kind == "classifier":
     model = MixtureOfExpertsClassifier(n_experts=4, random_state=seed, **params)
 else:
     X, y = make_moe_regression(n, 10, 4, random_state=1)[:2]
-    model = MixtureOfExpertsRegressor(n_experts=4, random_state=seed)
+    model = MixtureOfExpertsRegressor(n_experts=4, random_state=seed, **params)
 limits = {} if threads == "all" else {"limits": int(threads)}
 with threadpool_limits(**limits):
     started = time.perf_counter()
@@ -105,6 +108,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default="/work/wt/base16")
     parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument(
+        "--kind",
+        default="classifier",
+        choices=["classifier", "regressor"],
+        help="the model both versions fit (the regressor: make_moe_regression)",
+    )
     parser.add_argument("--n-samples", type=int, default=20000)
     parser.add_argument("--threads", default="1", help='BLAS threads, or "all"')
     parser.add_argument(
@@ -117,7 +126,8 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     roots = {"before": os.path.abspath(args.base), "after": REPO}
     print(
-        f"n={args.n_samples}, d=10, 3 classes, K=4; BLAS threads {args.threads}; "
+        f"{args.kind}, n={args.n_samples}, d=10, 3 classes, K=4; "
+        f"BLAS threads {args.threads}; "
         f"parameters {args.params}"
     )
     print(f"before: {roots['before']}; after: {roots['after']}")
@@ -132,9 +142,7 @@ def main(argv=None):
     per_row = {"before": [], "after": []}
     for seed in seeds:
         found = {
-            name: run(
-                root, "classifier", seed, args.n_samples, args.threads, args.params
-            )
+            name: run(root, args.kind, seed, args.n_samples, args.threads, args.params)
             for name, root in roots.items()
         }
         for name in roots:
@@ -149,10 +157,11 @@ def main(argv=None):
             f"| {a['objective']:.8f} |",
             flush=True,
         )
-    regressor = [
-        run(REPO, "regressor", seed, args.n_samples, args.threads)["us_per_row_iter"]
-        for seed in seeds
-    ]
+    regressor = []
+    if args.kind == "classifier":
+        regressor = [
+            run(REPO, "regressor", seed, args.n_samples, args.threads) for seed in seeds
+        ]
     print()
     print(
         f"total: before {totals['before']:.1f} s, after {totals['after']:.1f} s, "
@@ -160,9 +169,10 @@ def main(argv=None):
     )
     for name in roots:
         values = sorted(per_row[name])
-        print(f"classifier {name}: median {values[len(values) // 2]:.2f} us/row/iter")
-    values = sorted(regressor)
-    print(f"regressor (after): median {values[len(values) // 2]:.2f} us/row/iter")
+        print(f"{args.kind} {name}: median {values[len(values) // 2]:.2f} us/row/iter")
+    if regressor:
+        values = sorted(found["us_per_row_iter"] for found in regressor)
+        print(f"regressor (after): median {values[len(values) // 2]:.2f} us/row/iter")
 
 
 if __name__ == "__main__":
