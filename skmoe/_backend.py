@@ -61,8 +61,9 @@ _GRAM_CHUNK_ROWS = 4096
 # as large as this many bytes of packed products allow.
 _DEVICE_GRAM_CHUNK_BYTES = 1 << 28
 # NumPy reduces a short last axis with one inner loop per row; looping over
-# the few columns instead is much faster (measured here on (10000, 4, 2):
-# max 2.5 ms against 0.11 ms). Axes up to this length are looped.
+# the few columns instead is much faster (benchmarks/README.md,
+# "Measurements behind the code's choices"). Axes up to this length are
+# looped.
 _LOOPED_REDUCTION_MAX = 8
 # Below this many elements the loop's per-call overhead outweighs its gain.
 _LOOPED_REDUCTION_MIN_SIZE = 4096
@@ -427,8 +428,8 @@ def packed_products_into(Xt, out):
 
     ``Xt`` is X transposed, (p, n_rows) and C-contiguous, so every product
     is a contiguous row operation: one broadcast multiply per column of X
-    (p calls, not p (p + 1) / 2 gathers; measured 20x faster than fancy
-    indexing at n=1e6, p=11).
+    (p calls, not p (p + 1) / 2 gathers: much faster than fancy indexing;
+    benchmarks/README.md, "Measurements behind the code's choices").
     """
     offsets = _pair_offsets(Xt.shape[0])
     if isinstance(Xt, np.ndarray):
@@ -629,7 +630,8 @@ def batched_solve(A, B):
     """
     # The systems are small: solve them in float64 whatever the data's
     # precision (a float32 Cholesky of a near-singular Hessian gave Newton
-    # steps that lost 99% of their gain).
+    # steps that lost nearly all their gain: benchmarks/README.md, "Design
+    # measurements", float32 Newton systems).
     dtype = B.dtype
     if not isinstance(A, np.ndarray):
         return astype(_torch_batched_solve(A, B), dtype)

@@ -43,9 +43,9 @@ __all__ = ["ArrayBlocks", "m_step"]
 
 # Trial step sizes of a line search scored per pass over the blocks. The
 # first pass scores the full step alone: it is nearly always accepted, and
-# every trial costs a softmax over the block (measured per 1e5-row block,
-# d=10, K=4: 0.083 s with one trial, 0.144 s with four). Passes after it
-# score a few halvings at once, as each pass costs a read of the data.
+# every trial costs a softmax over the block (benchmarks/README.md, "Scale
+# out": four trials cost a pass almost twice one). Passes after it score a
+# few halvings at once, as each pass costs a read of the data.
 _TRIALS_PER_PASS = 4
 
 

@@ -3,10 +3,9 @@
 The in-memory EM (:class:`~skmoe._engine.ArrayRows`) holds its arrays as
 (n_samples, K). Each NumPy operation on them is a pass over main memory,
 and a broadcast over their short last axis runs one short inner loop per
-row. Measured here at n=1e6, K=4: ``y[:, None] - means`` 21.7 ms against
-8.6 ms for ``y[None, :] - means.T``, a maximum over the 4 columns 73 ms
-against 5.3 ms over the 4 rows, and each of those is 2-3 times faster
-again on a chunk that fits in cache.
+row: the same operations along the rows of transposed arrays are several
+times faster, and faster again on a chunk that fits in cache
+(``benchmarks/README.md``, "Design measurements", the fused pass's layout).
 
 This module computes the same EM iteration on chunks of a few thousand rows
 held transposed: the design as (p, n_samples), the experts' and gates'
@@ -38,7 +37,7 @@ __all__ = ["FusedRows", "fit_linear_experts", "supports_fused"]
 
 # Bytes of one chunk's packed products (n_pairs x rows). With them, the
 # chunk's (K, rows) arrays and its curvature weights, a chunk stays within
-# the 2 MiB L2 cache measured here.
+# the 2 MiB L2 cache of the machine it was tuned on.
 _CHUNK_BYTES = 1 << 21
 _MIN_CHUNK_ROWS = 512
 _MAX_CHUNK_ROWS = 16384
@@ -592,8 +591,8 @@ class _GramSums:
         n = x.shape[1]
         products = packed_products_into(x[: self.n_formed], self.buffer[:, :n])
         # OpenBLAS reduces over a few hundred rows at a time far faster than
-        # over thousands for these thin products (measured here, 55 x 4766
-        # by 4766 x 10: 9-12 GFLOP/s in one call, 15-21 in 1024-row slices).
+        # over thousands for these thin products (benchmarks/README.md,
+        # "Measurements behind the code's choices", _GEMM_ROWS).
         for start in range(0, n, _GEMM_ROWS):
             rows = slice(start, min(start + _GEMM_ROWS, n))
             self.products += products[:, rows] @ V[:, rows].T
