@@ -104,10 +104,10 @@ _SHARED_PARAMETERS = """
         log-likelihood summed over the rows. The fit thus does not depend on
         the units of the features, as with a StandardScaler in front. It
         keeps the gate weights finite once the experts separate the data;
-        larger values blur sharp boundaries between experts (measured in
-        ``benchmarks/README.md``: test R^2 0.964 at 0.01 against 0.701 at
-        1.0 on piecewise-linear data with jumps). The scales are those of
-        the start's rows: ``fit``'s, or the first ``partial_fit`` batches';
+        larger values blur sharp boundaries between experts (measured on
+        piecewise-linear data with jumps in ``benchmarks/README.md``, "The
+        gate's penalty"). The scales are those of the start's rows:
+        ``fit``'s, or the first ``partial_fit`` batches';
         ``warm_start`` and later ``partial_fit`` calls keep them. The
         experts' own penalties (``Ridge``'s ``alpha``,
         ``LogisticRegression``'s ``C``) act on raw coefficients, as in
@@ -162,21 +162,21 @@ _SHARED_FIT_PARAMETERS = """
         ``split_merge`` moves improves (at most ``n_experts`` accepted
         moves). The objective never decreases: a move that does not raise
         it is thrown away, its EM run stopped once it cannot (a fraction
-        of a fit; measured in ``benchmarks/README.md``,
-        "Split-and-merge": 1.8 times the fit time on a problem the start
-        already solves). After an accepted move, ``objective_history_``
-        continues with the accepted run's iterations above the model it
-        replaced, ``n_iter_`` counts the iterations in the history and
-        ``converged_`` is the last accepted run's. Applied to every
+        of a fit; the cost on a problem the start already solves is
+        measured in ``benchmarks/README.md``, "Split-and-merge"). After an
+        accepted move, ``objective_history_`` continues with the accepted
+        run's iterations above the model it replaced, ``n_iter_`` counts
+        the iterations in the history and ``converged_`` is the last
+        accepted run's. Applied to every
         initialisation (one that reached ``max_iter`` too; each move's run
         has ``max_iter`` iterations), not to a ``warm_start`` continuation
         (which continues the fitted model as it is). Ignored for dask
         arrays and by ``partial_fit`` (their EM keeps no responsibilities
         to move). The classifier's default is 5, the regressor's 2: on a
-        gated 3-class classifier 2 moves reached the best known optimum
-        from 4 seeds of 10 and 5 moves from 9, at 1.8 times the cost,
-        where a regressor's screen already finds it (``benchmarks/README.md``,
-        "Search").
+        gated 3-class classifier 5 moves reached the best known optimum
+        from more than twice as many seeds as 2 moves, at less than twice
+        the cost, where a regressor's screen already finds it
+        (``benchmarks/README.md``, "Search").
 
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
