@@ -44,14 +44,16 @@ _SEPARABILITY_NEWTON_STEPS = 4
 # equal group sizes, from this many seeds, then improved by swapping clusters
 # between groups while the separability rises, from the best few, for at
 # most this many passes over all swaps. The search scores on at most this
-# many rows (a swap's score needs no more; 50,000 rows cost 0.2 s a score).
+# many rows (a swap's score needs no more, and scores on many more rows are
+# slow: benchmarks/README.md, "Measurements behind the code's choices").
 _GROUPING_KMEANS_SEEDS = 8
 _GROUPING_SEARCH_STARTS = 2
 _GROUPING_SWAP_PASSES = 3
 _GROUPING_SEARCH_ROWS = 8192
 # Above this many rows, a start's gate is fitted on a random subset of this
 # size (its penalty scaled to match): a start needs no more, and eight Newton
-# steps on all rows cost as much as six EM iterations.
+# steps on all rows cost as much as several EM iterations
+# (benchmarks/README.md, "Measurements behind the code's choices").
 _INIT_GATE_MAX_ROWS = 50_000
 
 
@@ -64,7 +66,8 @@ def standardize(Z, sample_weight):
     """Return the columns of ``Z`` centred and scaled by their weighted moments."""
     Z = np.asarray(Z, dtype=np.float64)
     # Weighted moments as products with the weights (``np.average`` takes
-    # several passes over Z: 0.3 s against 0.05 s at 1e6 x 11 here).
+    # several passes over Z, several times slower: benchmarks/README.md,
+    # "Measurements behind the code's choices").
     weight = np.asarray(sample_weight, dtype=np.float64)
     total = weight.sum()
     centred = Z - (weight @ Z) / total
@@ -122,7 +125,8 @@ def resampled_kmeans_labels(Z, n_clusters, sample_weight, random_state):
     """Return k-means labels on randomly reweighted rows and columns of ``Z``.
 
     Restarts of plain k-means on one ``Z`` differ only by k-means' own seed
-    and mostly find the same clusters (20 of 20 on the crossing curves).
+    and mostly find the same clusters (every one on the crossing curves:
+    ``benchmarks/README.md``, "Measurements behind the code's choices").
     Here every row's weight is multiplied by an exponential draw (a
     Bayesian bootstrap) and every column scaled by a factor in
     ``[0.25, 1.75]``, so that each restart clusters a different view of the
@@ -203,8 +207,9 @@ def start_labels(kind, X, target, y, n_clusters, sample_weight, random_state):
     The partitions of ``[X, y]`` cluster the standardized inputs and the
     standardized target, the target block scaled to weigh as much as all
     features together: on [X, y] with many features k-means would split
-    the inputs alone and miss the experts (measured: gate agreement 0.65
-    against 0.98 with this weighting, d=10, K=4).
+    the inputs alone and miss the experts (the gate agrees with the true
+    one on far fewer rows without this weighting: ``benchmarks/README.md``,
+    "Design measurements", Starts).
     """
     if kind == "random":
         return random_labels(X.shape[0], n_clusters, random_state)
@@ -254,13 +259,13 @@ def screen_kinds(n_candidates, classifier):
     """Return the kinds of the candidate starts a screen runs, in order.
 
     A mix, so that a screen proposes basins of several kinds. A regression
-    screens k-means and mostly random partitions (measured on two crossing
-    curves: k-means and its resampled restarts miss the best optimum on a
-    third to a half of the seeds, random partitions find it). A classifier
-    screens k-means, a tree's leaves, nearest-row partitions and resampled
-    k-means: on a 3-class classifier over 4 gated experts each of them was
-    the best start on some seed and far off on another (benchmarks/README,
-    "Starts").
+    screens k-means and mostly random partitions (on two crossing curves
+    k-means and its resampled restarts miss the best optimum on many
+    seeds, random partitions find it). A classifier screens k-means, a
+    tree's leaves, nearest-row partitions and resampled k-means: on a
+    3-class classifier over 4 gated experts each of them was the best
+    start on some seed and far off on another (both in
+    ``benchmarks/README.md``, "Starts").
     """
     cycle = ["kmeans", "random", "random", "random_from_data"]
     if classifier:
@@ -391,8 +396,8 @@ def group_clusters(
     """Propose placements of flat clusters at the leaves of a tree.
 
     A (2, 2) tree can split four clusters into pairs three ways, and EM keeps
-    the pairing it starts from (docs/design.md §2.7; measured here: test RMSE 1.32x
-    the truth's from the wrong pairing, 1.002x from the right one). The
+    the pairing it starts from (docs/design.md §2.7; the wrong pairing costs
+    test error, ``benchmarks/README.md``, "Design measurements", Starts). The
     partitions of the clusters into the root's children are ranked by how
     well a linear gate separates them: all scored when there are at most
     ``_MAX_PARTITIONS``; otherwise (16 clusters into 4 groups of 4 have
