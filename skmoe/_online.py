@@ -16,10 +16,10 @@ __all__ = ["OnlineState"]
 
 # partial_fit fits its start on the first rows of the stream, up to this
 # many: a start decides the basin EM converges to, and a small first batch
-# can choose a poor one (measured: a 2-expert classifier started on 1,000
-# rows reached a test log-likelihood of -0.339, on 2,000 or more -0.23 to
-# -0.24, as the batch fit). The rows are kept until then, so memory stays
-# bounded whatever the stream's length.
+# can choose a poor one (a 2-expert classifier started on 1,000 rows stayed
+# in a worse basin than from 2,000 or more: benchmarks/README.md,
+# "Scale out" and "Measurements behind the code's choices"). The rows are
+# kept until then, so memory stays bounded whatever the stream's length.
 START_ROWS = 10_000
 
 
@@ -91,9 +91,9 @@ class OnlineState:
         ``n_batches`` counts the batches that ``batch`` came in: the start's
         rows count as the batches they came in, so the next batch gets the
         step size of its place in the stream, not the large one of a second
-        step (measured: a test log-likelihood that fell from -1.0474 to
-        -1.0559 after the start's refit, which a weight of 2 ** -0.6 on one
-        batch of 1,000 rows caused). ``options`` are
+        step (a weight of 2 ** -0.6 on one batch of 1,000 rows made the test
+        log-likelihood dip after the start's refit: ``benchmarks/README.md``,
+        "Scale out"). ``options`` are
         :meth:`~skmoe._stepwise.StepwiseEM.step`'s.
         """
         if self.stepwise is None:

@@ -151,8 +151,8 @@ def resolve_train_routing(routing, train_routing, *, in_memory=True):
     (:func:`~skmoe._start.starts_soft`: soft EM to convergence from the
     start, then truncated EM from there; measured in benchmarks/README.md,
     "Top-k from a soft fit": on classification a higher truncated bound on
-    every seed and a test log-loss of 0.45 against 0.52 from the k-means
-    start, on regression the same within the seeds' spread).
+    every seed and a lower test log-loss than from the k-means start, on
+    regression the same within the seeds' spread).
     ``train_routing="em"`` runs truncated EM from the start itself.
     """
     if routing == "soft":

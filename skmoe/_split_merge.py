@@ -134,9 +134,10 @@ class Trial:
     tol : float
         EM's tolerance: the run is judged only once its increments fall
         below ``_HOPELESS_TOL_FACTOR * tol``, near its optimum. Early on,
-        EM from a move's start is often slow before it speeds up (measured:
-        an exchange run whose extrapolated limit was -1.65 at its third
-        iteration, against -1.08 to beat, ended at -1.08).
+        EM from a move's start is often slow before it speeds up: an early
+        extrapolated limit far below the target can still end at it
+        (``benchmarks/README.md``, "Measurements behind the code's
+        choices").
     """
 
     def __init__(self, init, move, target, tol):

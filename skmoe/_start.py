@@ -60,16 +60,16 @@ _INIT_GATE_NEWTON_STEPS = 8
 # each, and continues the best to convergence (Biernacki, Celeux & Govaert
 # 2003, "short runs, then the best continues"). Measured in
 # benchmarks/README.md ("Starts").
-# A classifier's runs are longer: its EM histories cross late (measured on
-# a 3-class classifier over 4 gated experts: after 10 iterations the screen
-# kept k-means, after 30 the start that ends best).
+# A classifier's runs are longer: its EM histories cross late (on a 3-class
+# classifier over 4 gated experts, 10 iterations ranked the starts wrongly
+# and 30 kept the one that ends best: benchmarks/README.md, "Starts").
 _SCREEN_CANDIDATES = 4
 _SCREEN_ITERATIONS = 10
 _SCREEN_ITERATIONS_CLASSIFIER = 30
 # A split-and-merge move is accepted only if it raises the objective by more
-# than tol and than this share of it: a real escape gains far more (0.1 to
-# 0.5 per row in benchmarks/README.md), and a move's run that ends on the
-# same optimum must not win by the last digits of a run cut short.
+# than tol and than this share of it: a real escape gains far more per row
+# (benchmarks/README.md, "Split-and-merge"), and a move's run that ends on
+# the same optimum must not win by the last digits of a run cut short.
 _SPLIT_MERGE_TIE = 1e-6
 
 
