@@ -44,9 +44,9 @@ __all__ = [
 # A full-Hessian Newton step costs b (b + 1) / 2 weighted Gram matrices per
 # problem against b for the block-diagonal step, and a (b p) x (b p) solve:
 # the full step is taken while both stay small, the block step above
-# (docs/design.md §2.2 cites both: 0.94 and 0.76 of the attainable gain at K=4,
-# 0.995 and 0.97 at K=16, where the full Hessian costs 7.5x the experts'
-# M-step).
+# (docs/design.md §2.2: the full step gains more per step, the block step
+# costs much less at large K; measured in benchmarks/README.md, "Design
+# measurements", the gate's M-step).
 _FULL_NEWTON_MAX_CLASSES = 8
 _FULL_NEWTON_MAX_SIZE = 128
 _MAX_HALVINGS = 30

@@ -5,10 +5,10 @@ columns against K experts, or ``_fused``'s packed products against a few
 thousand rows of weights (55 x 1024 by 1024 x 10 at d=10). Threaded
 OpenBLAS, OpenMP (scikit-learn's k-means start) and torch's CPU pool split
 them into pieces too small to pay for waking threads, and when the cores
-are busy those threads spin waiting for each other. On 2 busy cores
-(benchmarks/README.md, "Threads"), a fit of the default regressor on
-1e5 x 10 took 33 s with the default two threads against 7.4 s with one;
-on the torch backend (CPU), 1e4 x 10, 4.6 s against 0.55 s.
+are busy those threads spin waiting for each other: on 2 busy cores a fit
+of the default regressor took several times longer with the default two
+threads than with one, on the torch backend (CPU) too
+(benchmarks/README.md, "Threads").
 
 So for vectorized experts (linear, ridge, logistic) ``fit``, ``partial_fit``
 and the prediction methods run with one thread in each pool. The limit is
@@ -34,10 +34,10 @@ from skmoe._backend import resolve_device, torch_num_threads
 __all__ = ["limits_threads", "numerics_threads", "single_thread"]
 
 # The widest design measured (benchmarks/README.md, "Threads"). Up to it,
-# with the cores busy, two threads made whole fits (d = 10-100) 2.4-3.5
-# times slower than one; with free cores they gained at most a tenth (d=100:
-# 0.91, d=200: 0.93) though single Gram products ran 1.5-2 times faster. Wider designs,
-# unmeasured, keep the libraries' threads.
+# with the cores busy, two threads made whole fits several times slower
+# than one; with free cores they gained at most a tenth, though single Gram
+# products ran faster. Wider designs, unmeasured, keep the libraries'
+# threads.
 _MAX_SINGLE_THREAD_FEATURES = 400
 
 
@@ -51,9 +51,11 @@ def numerics_threads(n_features):
 
 @functools.cache
 def _controller():
-    # Inspecting the loaded libraries costs ~10 ms; one controller, made at
-    # the first fit (numpy's and scipy's OpenBLAS and scikit-learn's OpenMP
-    # are loaded by then), serves every call. torch's pool is set apart.
+    # Inspecting the loaded libraries is too slow to repeat at every call
+    # (benchmarks/README.md, "Measurements behind the code's choices"); one
+    # controller, made at the first fit (numpy's and scipy's OpenBLAS and
+    # scikit-learn's OpenMP are loaded by then), serves every call. torch's
+    # pool is set apart.
     return ThreadpoolController()
 
 

@@ -13,8 +13,8 @@ children fitted as a flat mixture, then each child's rows, weighted by its
 responsibilities, as a mixture of its own children) was measured and
 dropped: on ``make_hme_regression`` data the experts under one gate are
 unrelated lines, so the root's flat fit finds single experts, not the
-root's regions (a (4, 4) tree at 2e4 rows: training log-likelihood -2.18
-against -1.36 from the placement start; benchmarks/README.md, "Trees").
+root's regions, and a (4, 4) tree ended far below the placement start
+(benchmarks/README.md, "Trees").
 """
 
 import numpy as np
@@ -34,9 +34,10 @@ __all__ = ["tree_start"]
 # run; the fit continues from the best (docs/design.md §2.7).
 _PLACEMENT_CANDIDATES = 4
 _PLACEMENT_EM_ITERATIONS = 10
-# Placements tried in all when the best ends below the flat start (measured
-# on 1,500 rows, d=3: a (4, 4) and a (3, 3) tree that ended below their flat
-# start from 4 placements, and from 8, reached it with 16).
+# Placements tried in all when the best ends below the flat start: on few
+# rows, trees that ended below their flat start from 4 placements, and
+# from 8, reached it with 16 (benchmarks/README.md, "Trees" and
+# "Measurements behind the code's choices").
 _FALLBACK_CANDIDATES = 16
 # A later placement is kept only if it beats the best so far by more than
 # rounding: mirrored placements reach the same objective, and which one a
@@ -144,8 +145,9 @@ def _placer(designs, sample_weight, hierarchy, gate_idx, rs, resp, alpha):
     The placements are scored on the fit's device (a softmax fit per
     candidate partition); the standardisation is NumPy's. Like a fresh
     gate's start, the scores need no more than the rows of
-    :func:`~skmoe._init.start_rows` (measured: a (4, 4) fit at n=1e5 took
-    46 s against 52 s when every row was scored), with the penalty
+    :func:`~skmoe._init.start_rows` (scoring every row made a large fit
+    slower: ``benchmarks/README.md``, "Measurements behind the code's
+    choices"), with the penalty
     ``alpha`` scaled to them. On the standardized features the plain
     penalty is the gate's (its ``penalty_scale``).
     """
