@@ -38,11 +38,9 @@ from skmoe._dask import encode_labels, is_dask_array, unique_labels
 from skmoe._engine import EMOptions
 from skmoe._fitting import (
     FitPlan,
-    blocks_log_likelihood,
     fit_blocks,
     fit_rows,
     fit_start,
-    rows_log_likelihood,
 )
 from skmoe._inspection import InspectionMixin
 from skmoe._online import OnlineState
@@ -197,12 +195,18 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             tol=self.tol,
             verbose=self.verbose,
         )
-        em = EMOptions(em_routing, self.top_k, self.gate_alpha, self.tol, self.verbose)
+        em = EMOptions(
+            routing=em_routing,
+            top_k=self.top_k,
+            gate_alpha=self.gate_alpha,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
         return FitPlan(
-            hierarchy,
-            gate_idx,
-            em,
-            start,
+            hierarchy=hierarchy,
+            gate_idx=gate_idx,
+            em=em,
+            start=start,
             routing=self.routing,
             top_k=self.top_k,
             refit=self._resolved_train_routing() == "refit",
@@ -265,20 +269,14 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
         continue_fit = self.warm_start and hasattr(self, "gate_")
         fit = self._fit_blocks if on_blocks else self._fit_rows
         pruned_before = self.gate_.pruned.copy() if continue_fit else None
-        plan, restarts, routed_log_lik = fit(X, y, sample_weight, continue_fit)
+        result = fit(X, y, sample_weight, continue_fit)
         if pruned_before is None:
-            pruned_before = np.zeros(math.prod(plan.hierarchy), dtype=bool)
-        self._set_fitted(
-            restarts,
-            plan.hierarchy,
-            routed_log_lik,
-            fit_started=started,
-            pruned_before=pruned_before,
-        )
+            pruned_before = np.zeros(math.prod(result.hierarchy), dtype=bool)
+        self._set_fitted(result, fit_started=started, pruned_before=pruned_before)
         return self
 
     def _fit_rows(self, X, y, sample_weight, continue_fit):
-        """Fit on in-memory rows; return the plan, the restarts and the routed LL."""
+        """Fit on in-memory rows; return the :class:`~skmoe._fitting.Fit`."""
         device = resolve_device(self.backend, self.device)
         X, y, sample_weight = validate_fit_data(
             self, X, y, sample_weight, reset=not continue_fit
@@ -297,16 +295,17 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
         # dropped with it.
         rows = (DesignCache(X, host=host), y_encoded, sample_weight)
         continued = self._continued_model(like=X) if continue_fit else None
-        restarts = fit_rows(
+        result = fit_rows(
             plan,
             rows,
             self._restart_seeds(continue_fit),
             n_jobs=self.n_jobs,
             continued=continued,
         )
-        if device is not None and restarts.runs[0].pool.runs_on_host:
-            warn_host_experts(restarts.runs[0].pool, device)
-        return plan, restarts, functools.partial(rows_log_likelihood, plan, rows)
+        pool = result.restarts.runs[0].pool
+        if device is not None and pool.runs_on_host:
+            warn_host_experts(pool, device)
+        return result
 
     def _fit_blocks(self, X, y, sample_weight, continue_fit):
         """Fit on a dask array: EM on its blocks, where Dask holds them.
@@ -325,7 +324,7 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             y = encode_labels(y, self.classes_)
         plan = self._fit_plan(X.shape, continue_fit)
         continued = self._continued_model() if continue_fit else None
-        restarts = fit_blocks(
+        return fit_blocks(
             plan,
             X,
             y,
@@ -333,8 +332,6 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             self._restart_seeds(continue_fit),
             continued=continued,
         )
-        routed = functools.partial(blocks_log_likelihood, plan, X, y, sample_weight)
-        return plan, restarts, routed
 
     def _continued_model(self, like=None):
         """Return copies of the fitted gate and experts for a continued fit.
@@ -381,24 +378,14 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             return [None]
         return restart_seeds(check_random_state(self.random_state), self.n_init)
 
-    def _set_fitted(
-        self,
-        restarts,
-        hierarchy,
-        routed_log_lik=None,
-        *,
-        fit_started=None,
-        pruned_before=None,
-    ):
-        """Set the fitted attributes from the kept run of ``restarts``.
+    def _set_fitted(self, result, *, fit_started=None, pruned_before=None):
+        """Set the fitted attributes from a :class:`~skmoe._fitting.Fit`'s kept run.
 
-        ``routed_log_lik(gate, pool)`` returns the mean log-likelihood of the
-        training data under the prediction's routing (needed when it is not
-        the E-step's bound, i.e. unless routing is soft). ``fit_started``
-        (the ``perf_counter`` of a ``fit``) asks for the fit's warnings and
-        closing line; None for partial_fit's start, whose step sets
-        ``log_likelihood_`` next and warns after it.
+        ``fit_started`` (the ``perf_counter`` of a ``fit``) asks for the
+        fit's warnings and closing line; None for partial_fit's start, whose
+        step sets ``log_likelihood_`` next and warns after it.
         """
+        hierarchy, restarts = result.hierarchy, result.restarts
         best = restarts.best
         gate, pool = best.gate, best.pool
         # Fitted attributes are NumPy whatever the backend: a model fitted on
@@ -420,11 +407,11 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
         self.log_likelihood_history_ = np.asarray(best.log_likelihoods)
         self.log_likelihood_histories_ = restarts.histories
         self.init_starts_ = list(restarts.starts)
-        if self.routing == "soft" or routed_log_lik is None:
+        if self.routing == "soft" or result.log_likelihood is None:
             # Soft EM's bound is the likelihood: the last E-step computed it.
             self.log_likelihood_ = best.log_likelihoods[-1]
         else:
-            self.log_likelihood_ = routed_log_lik(gate, pool)
+            self.log_likelihood_ = result.log_likelihood(gate, pool)
         self._after_fit(pool)
         if fit_started is not None:
             if self.verbose:
@@ -516,7 +503,7 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             plan = self._fit_plan(batch[0].shape, False)
             rows = (DesignCache(batch[0], host=batch[0]), *batch[1:])
             rs = check_random_state(self.random_state)
-            self._set_fitted(fit_start(plan, rows, rs), plan.hierarchy)
+            self._set_fitted(fit_start(plan, rows, rs))
         self._check_top_k(self.gate_.n_leaves)
         self.log_likelihood_ = online.step(
             self.gate_,

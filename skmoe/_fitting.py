@@ -13,7 +13,7 @@ target's columns as callables (docs/design.md §3.3).
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from skmoe._backend import (
     DesignCache,
@@ -34,12 +34,11 @@ from skmoe._start import Starter, StartOptions
 from skmoe._statistics import likelihood_statistics
 
 __all__ = [
+    "Fit",
     "FitPlan",
-    "blocks_log_likelihood",
     "fit_blocks",
     "fit_rows",
     "fit_start",
-    "rows_log_likelihood",
     "run_em_on_rows",
 ]
 
@@ -81,6 +80,26 @@ class FitPlan:
     refit: bool
     new_pool: Callable
     target_columns: Callable
+
+
+class Fit(NamedTuple):
+    """A fit's result: its tree, its runs and its routed log-likelihood.
+
+    Attributes
+    ----------
+    hierarchy : tuple of int
+    restarts : Restarts
+        The runs, one per restart, and the kept one.
+    log_likelihood : callable or None
+        ``log_likelihood(gate, pool)``: the weighted mean log-likelihood of
+        the fit's rows under the prediction's routing (``log_likelihood_``
+        where it is not the E-step's bound, i.e. unless routing is soft);
+        None where the E-step's bound stands (``partial_fit``'s start).
+    """
+
+    hierarchy: tuple
+    restarts: Restarts
+    log_likelihood: Callable | None
 
 
 def fit_experts(pool, designs, y, weights):
@@ -183,9 +202,9 @@ def _run_with_moves(plan, rows, gate, pool, init, rs):
     run = run_em_on_rows(
         plan, gate, pool, rows, max_iter=plan.start.max_iter, init=init
     )
-    # A run that reached max_iter is moved too: on a 3-class classifier
-    # (20,000 rows, 4 experts) EM stopped at 100 iterations at -0.563, a
-    # move reached -0.454 (the truth: -0.452), not by more iterations.
+    # A run that reached max_iter is moved too: a move escapes a basin that
+    # more iterations would not leave (benchmarks/README.md, "Measurements
+    # behind the code's choices").
     if plan.start.split_merge and rs is not None:
         run = starter(plan, rows).split_and_merge(run, rs, init)
     if plan.refit:
@@ -203,7 +222,7 @@ def _continued(model, init, rs):
 
 
 def fit_rows(plan, rows, random_states, *, n_jobs=None, continued=None):
-    """Run a fit's restarts on in-memory rows; return their Restarts.
+    """Run a fit's restarts on in-memory rows; return its :class:`Fit`.
 
     Parameters
     ----------
@@ -226,7 +245,7 @@ def fit_rows(plan, rows, random_states, *, n_jobs=None, continued=None):
         if continued is None
         else functools.partial(_continued, continued)
     )
-    return fit_restarts(
+    restarts = fit_restarts(
         start,
         functools.partial(_run_with_moves, plan, rows),
         random_states,
@@ -234,10 +253,13 @@ def fit_rows(plan, rows, random_states, *, n_jobs=None, continued=None):
         in_parallel=continued is None,
         verbose=plan.em.verbose,
     )
+    return Fit(
+        plan.hierarchy, restarts, functools.partial(_rows_log_likelihood, plan, rows)
+    )
 
 
 def fit_blocks(plan, X, y, sample_weight, random_states, *, continued=None):
-    """Run a fit's restarts on the blocks of dask arrays; return their Restarts.
+    """Run a fit's restarts on the blocks of dask arrays; return its :class:`Fit`.
 
     Each start is fitted in memory on a random sample of the rows
     (:func:`~skmoe._init.start_rows`; all rows when there are few), with the
@@ -269,23 +291,27 @@ def fit_blocks(plan, X, y, sample_weight, random_states, *, continued=None):
             gate, pool, source, plan.em, max_iter=plan.start.max_iter, init=init
         )
 
-    return fit_restarts(
+    restarts = fit_restarts(
         start, run, random_states, in_parallel=False, verbose=plan.em.verbose
     )
+    log_likelihood = functools.partial(
+        _blocks_log_likelihood, plan, X, y, sample_weight
+    )
+    return Fit(plan.hierarchy, restarts, log_likelihood)
 
 
 def fit_start(plan, rows, rs):
-    """Return the Restarts of one run from a fresh start (``partial_fit``'s start).
+    """Return the :class:`Fit` of one run from a fresh start (``partial_fit``'s).
 
     The start of ``init_params`` and EM to convergence, without moves or
     the refit: stepwise EM continues from it.
     """
     gate, pool, kind = fresh_start(plan, rows, 0, rs)
     run = run_em_on_rows(plan, gate, pool, rows, max_iter=plan.start.max_iter)
-    return Restarts([run], [kind], 0)
+    return Fit(plan.hierarchy, Restarts([run], [kind], 0), None)
 
 
-def rows_log_likelihood(plan, rows, gate, pool):
+def _rows_log_likelihood(plan, rows, gate, pool):
     """Return the weighted mean log-likelihood of in-memory rows, routed.
 
     Under the prediction's routing (``log_likelihood_`` of a fit whose
@@ -299,8 +325,8 @@ def rows_log_likelihood(plan, rows, gate, pool):
     return float(sample_weight @ log_lik) / float(sample_weight.sum())
 
 
-def blocks_log_likelihood(plan, X, y, sample_weight, gate, pool):
-    """Return :func:`rows_log_likelihood` of dask arrays, summed by blocks."""
+def _blocks_log_likelihood(plan, X, y, sample_weight, gate, pool):
+    """Return :func:`_rows_log_likelihood` of dask arrays, summed by blocks."""
     found = DaskBlocks(X, y, sample_weight).sum(
         likelihood_statistics,
         gate=gate,
