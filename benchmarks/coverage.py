@@ -141,10 +141,11 @@ def fit_from_truth(model, truth, X, y):
         [truth.expert_coef, truth.expert_intercept[:, :, None]], axis=2
     )
     model._expert_pool.coef_ = np.ascontiguousarray(np.swapaxes(coef, 1, 2))
-    layout, theta, Xg, Xe = fitted_layout(model, X)
+    mixture = model._fitted_mixture()
+    layout, theta, Xg, Xe = fitted_layout(mixture, X)
     y_enc = model._encode_targets(y, reset=False)
     weights = np.ones(X.shape[0])
-    penalty = model_penalty(model, layout, theta, 1.0)
+    penalty = model_penalty(mixture, layout, theta, 1.0)
     cache = {}
 
     def derivatives(theta):
@@ -230,7 +231,7 @@ def true_parameters(truth, layout, model, X, y):
         unpack,
     )
 
-    _, theta, Xg, Xe = fitted_layout(model, X)
+    _, theta, Xg, Xe = fitted_layout(model._fitted_mixture(), X)
     gate_coef, params = unpack(layout, theta)
     y_enc = model._encode_targets(y, reset=False)
     log_joint = _log_gate(layout, _level_log_probas(Xg, gate_coef))
@@ -312,7 +313,7 @@ def run(
             print(f"  set {s}: {error}"[:200])
             continue
         fit_seconds.append(time.perf_counter() - start)
-        layout = fitted_layout(model, X)[0]
+        layout = fitted_layout(model._fitted_mixture(), X)[0]
         try:
             truth_theta = true_parameters(truth, layout, model, X, y)
             for method in methods:

@@ -48,9 +48,9 @@ References
    48(4), 817-838, 1980.
 """
 
-import copy
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -59,16 +59,11 @@ from scipy.special import log_softmax, logsumexp
 from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
 
-from skmoe._backend import tensor_to_numpy
 from skmoe._summary import MixtureSummary
 
 __all__ = [
+    "FittedMixture",
     "ParameterLayout",
     "align_to_reference",
     "free_softmax",
@@ -689,12 +684,54 @@ def permute_gate(gate_coef, hierarchy, node_maps):
 METHODS = ("observed", "sandwich", "bootstrap")
 
 
-def fitted_layout(model, X):
-    """Return the layout, parameters and designs of a fitted model.
+class FittedMixture(NamedTuple):
+    """What :func:`summarize` reads of a fitted mixture: values, no estimator.
+
+    The estimator builds it (``InspectionMixin._fitted_mixture``), so that
+    this module takes the fitted parts and options, never the estimator.
+
+    Attributes
+    ----------
+    gate : GateTree
+        The fitted gate tree.
+    pool : expert pool
+        The fitted experts (``parameter_kind`` says whether they have a
+        parameter vector here).
+    gate_alpha, tol : float
+        The fit's gate penalty and stopping tolerance.
+    routing : str
+        The model's routing.
+    classes : ndarray or None
+        The classes of a classifier; None for a regressor.
+    feature_names_in : ndarray of str or None
+        The fit's feature names, where it had some.
+    n_experts, n_pruned_experts : int
+        Experts of the model and how many of them the fit pruned.
+    expert_description : str
+        The experts as an error message names them.
+    estimator_name : str
+        The estimator's class name, for the table's title.
+    """
+
+    gate: object
+    pool: object
+    gate_alpha: float
+    tol: float
+    routing: str
+    classes: object
+    feature_names_in: object
+    n_experts: int
+    n_pruned_experts: int
+    expert_description: str
+    estimator_name: str
+
+
+def fitted_layout(mixture, X):
+    """Return the layout, parameters and designs of a fitted mixture.
 
     Parameters
     ----------
-    model : fitted mixture of experts
+    mixture : FittedMixture
         With linear-Gaussian or logistic experts (checked by the caller).
     X : ndarray of shape (n_samples, n_features)
         float64.
@@ -706,7 +743,7 @@ def fitted_layout(model, X):
     Xg, Xe : ndarray
         The gate's and the experts' designs.
     """
-    gate, pool = model.gate_, model._expert_pool
+    gate, pool = mixture.gate, mixture.pool
     ones = np.ones((X.shape[0], 1))
     Xg = np.hstack([X[:, gate.feature_indices], ones])
     gate_coef = [np.asarray(c, dtype=np.float64) for c in gate.coef]
@@ -737,9 +774,9 @@ def fitted_layout(model, X):
     return layout, pack(layout, gate_coef, params), Xg, Xe
 
 
-def parameter_labels(model, layout, feature_names):
+def parameter_labels(mixture, layout, feature_names):
     """Return the block and term of every free parameter, as the table prints."""
-    gate = model.gate_
+    gate = mixture.gate
     offsets = gate.level_offsets
     n_leaves_offset = offsets[-1]
 
@@ -769,7 +806,7 @@ def parameter_labels(model, layout, feature_names):
             blocks += [f"expert {k}"] * (len(expert_terms) + 1)
             terms += [*expert_terms, "variance"]
     else:
-        classes = model.classes_
+        classes = mixture.classes
         expert_terms.append("intercept")
         for k in range(layout.n_experts):
             for c in range(1, layout.n_classes):
@@ -780,46 +817,41 @@ def parameter_labels(model, layout, feature_names):
     return blocks, terms
 
 
-def _variance_prior(model, layout):
+def _variance_prior(pool, layout):
     """Return the Gaussian experts' variance prior as keyword options."""
     if layout.kind != "gaussian":
         return {}
-    pool = model._expert_pool
     return {"reg_variance": pool.reg_variance, "prior_variance": pool.prior_variance}
 
 
-def model_penalty(model, layout, theta, weight_scale):
-    """Return :func:`information_penalty` with the model's penalties."""
-    pool = model._expert_pool
-    options = _variance_prior(model, layout)
+def model_penalty(mixture, layout, theta, weight_scale):
+    """Return :func:`information_penalty` with a fitted mixture's penalties."""
+    pool = mixture.pool
+    options = _variance_prior(pool, layout)
     return information_penalty(
         layout,
         theta,
-        gate_alpha=model.gate_alpha,
-        gate_scale=model.gate_.penalty_scale,
+        gate_alpha=mixture.gate_alpha,
+        gate_scale=mixture.gate.penalty_scale,
         expert_alpha=pool.alpha,
         weight_scale=weight_scale,
         **options,
     )
 
 
-def _refit_parameters(model, X, y, counts, reference_posterior, layout, Xg, Xe, y_enc):
-    """Refit a copy of ``model`` on resampled rows; its aligned parameters.
+def _refit_parameters(refit, counts, reference_posterior, layout, X, Xg, Xe, y_enc):
+    """Refit on resampled rows; the refit's parameters, aligned.
 
-    The copy starts from the model's parameters (``warm_start``), so that
-    it climbs to the mode that the data's resample gives that fit; its
-    experts are then matched to the model's by their posteriors on the
-    original rows. Returns None when the refit pruned an expert.
+    ``refit(counts)`` returns the :class:`FittedMixture` of a fit started
+    from the model's parameters (a warm start, so that it climbs to the
+    mode that the data's resample gives that fit); its experts are then
+    matched to the model's by their posteriors on the original rows.
+    Returns None when the refit pruned an expert.
     """
-    refit = copy.deepcopy(model)
-    refit.set_params(warm_start=True, verbose=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        refit.fit(X, y, sample_weight=counts)
-    if refit.n_pruned_experts_:
+    fitted = refit(counts)
+    if fitted.n_pruned_experts:
         return None
-    _, theta, _, _ = fitted_layout(refit, X)
+    _, theta, _, _ = fitted_layout(fitted, X)
     gate_coef, params = unpack(layout, theta)
     level_log = _level_log_probas(Xg, gate_coef)
     log_joint = _log_gate(layout, level_log) + _expert_log_likelihood(
@@ -834,15 +866,14 @@ def _refit_parameters(model, X, y, counts, reference_posterior, layout, Xg, Xe, 
 
 
 def bootstrap_parameters(
-    model,
-    X,
-    y,
+    refit,
     sample_weight,
     *,
     n_bootstrap,
     random_state,
     n_jobs,
     layout,
+    X,
     Xg,
     Xe,
     y_enc,
@@ -852,7 +883,8 @@ def bootstrap_parameters(
 
     Rows are resampled as frequency weights: each replicate draws
     ``round(sum(w))`` rows with probabilities ``w / sum(w)``, and the refit
-    gets the counts as its ``sample_weight``. Refits run through joblib.
+    gets the counts (``refit(counts)``, see :func:`_refit_parameters`).
+    Refits run through joblib.
     Replicates that pruned an expert are dropped (their number is the
     difference between B and the rows returned).
     """
@@ -865,7 +897,7 @@ def bootstrap_parameters(
     ]
     thetas = Parallel(n_jobs=n_jobs)(
         delayed(_refit_parameters)(
-            model, X, y, c, reference_posterior, layout, Xg, Xe, y_enc
+            refit, c, reference_posterior, layout, X, Xg, Xe, y_enc
         )
         for c in counts
     )
@@ -878,11 +910,11 @@ def bootstrap_parameters(
 _MAX_NEWTON_STEP_IN_SE = 0.1
 
 
-def _warn_unconverged(model, layout, theta, scores, w, information, inverse):
+def _warn_unconverged(mixture, layout, theta, scores, w, information, inverse):
     """Warn when the fitted parameters are measurably short of the maximum."""
-    options = _variance_prior(model, layout)
+    options = _variance_prior(mixture.pool, layout)
     weight_scale = float(np.mean(w))
-    penalty = model_penalty(model, layout, theta, weight_scale)
+    penalty = model_penalty(mixture, layout, theta, weight_scale)
     gradient = w @ scores - penalty_gradient(
         layout, theta, penalty, weight_scale=weight_scale, **options
     )
@@ -892,95 +924,100 @@ def _warn_unconverged(model, layout, theta, scores, w, information, inverse):
         warnings.warn(
             f"The fitted parameters are up to {distance:.2g} standard errors "
             "away from the maximum a Newton step reaches: EM stopped early "
-            f"(tol={model.tol:g}). Refit with a smaller tol (e.g. tol=1e-8, "
+            f"(tol={mixture.tol:g}). Refit with a smaller tol (e.g. tol=1e-8, "
             "max_iter=1000) for standard errors of the maximum.",
             ConvergenceWarning,
             stacklevel=3,
         )
 
 
-def check_summary_support(model, method):
-    """Raise a clear error where a model has no standard errors here."""
+def check_summary_support(mixture, method, alpha):
+    """Raise a clear error where a mixture has no standard errors here.
+
+    Also checks :func:`summarize`'s ``method`` and ``alpha``.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    pool = model._expert_pool
-    if pool.parameter_kind is None:
+    if mixture.pool.parameter_kind is None:
         raise TypeError(
             "summary gives standard errors for the parameters of linear "
             "experts (LinearRegression, Ridge or the default) and logistic "
             "experts (LogisticRegression or the default); the experts here "
-            f"({model._expert_description()}) have no parameter vector of "
+            f"({mixture.expert_description}) have no parameter vector of "
             "ours. For them, bootstrap what you need: refit clones on rows "
             "resampled with sklearn.utils.resample and take the spread of "
             "their predictions."
         )
-    if model.n_pruned_experts_:
+    if mixture.n_pruned_experts:
         raise ValueError(
-            f"{model.n_pruned_experts_} expert(s) were pruned during the fit "
+            f"{mixture.n_pruned_experts} expert(s) were pruned during the fit "
             "(their responsibility starved): their parameters are not "
             "estimated and the model sits on the boundary of its parameter "
             "space. Refit with fewer experts (n_experts="
-            f"{model.n_experts_ - model.n_pruned_experts_}) before summary."
+            f"{mixture.n_experts - mixture.n_pruned_experts}) before summary."
         )
-    if model.routing != "soft" and method != "bootstrap":
+    if mixture.routing != "soft" and method != "bootstrap":
         raise ValueError(
             f"method={method!r} differentiates the soft mixture's likelihood, "
-            f"which a model with routing={model.routing!r} does not maximise; "
+            f"which a model with routing={mixture.routing!r} does not maximise; "
             "use method='bootstrap' (refits with the model's own routing), or "
             "fit with routing='soft'."
         )
 
 
 def summarize(
-    model,
+    mixture,
     X,
     y,
-    sample_weight=None,
+    sample_weight,
+    log_joint,
     *,
     method="observed",
     alpha=0.05,
     n_bootstrap=200,
     random_state=None,
     n_jobs=None,
+    refit=None,
 ):
-    """Return the :class:`~skmoe._summary.MixtureSummary` of a fitted model.
+    """Return the :class:`~skmoe._summary.MixtureSummary` of a fitted mixture.
 
-    See ``BaseMixtureOfExperts.summary``; ``model`` is fitted and checked
-    here.
+    See ``InspectionMixin.summary``, which checks the mixture and options
+    (:func:`check_summary_support`) and the rows.
+
+    Parameters
+    ----------
+    mixture : FittedMixture
+    X : ndarray of shape (n_samples, n_features)
+        Validated, float64.
+    y : ndarray of shape (n_samples,)
+        Encoded targets: float64, or class indices for logistic experts.
+    sample_weight : ndarray of shape (n_samples,)
+        Frequency weights.
+    log_joint : ndarray of shape (n_samples, n_experts)
+        The model's routed log joint of the rows (its likelihood and
+        posterior entropy).
+    method, alpha, n_bootstrap, random_state, n_jobs
+        As in ``summary``.
+    refit : callable, default=None
+        ``refit(counts)`` returns the :class:`FittedMixture` of a fit started
+        from this one on the rows weighted by ``counts``; needed by
+        ``method="bootstrap"``.
     """
-    check_is_fitted(model)
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}.")
-    check_summary_support(model, method)
-    # The model's own routed likelihood, on the data as given (their
-    # feature names checked against the fit's).
-    log_joint = model._routed_log_joint(X, y)
-    X, y = validate_data(
-        model,
-        tensor_to_numpy(X),
-        tensor_to_numpy(y),
-        reset=False,
-        dtype=np.float64,
-        y_numeric=not model._is_classifier(),
+    layout, theta, Xg, Xe = fitted_layout(mixture, X)
+    scores, hessian, posterior = mixture_derivatives(
+        layout, theta, Xg, Xe, y, sample_weight
     )
-    w = _check_sample_weight(
-        tensor_to_numpy(sample_weight), X, dtype=np.float64, ensure_non_negative=True
-    )
-    y_enc = model._encode_targets(y, reset=False)
-    if not model._is_classifier():
-        y_enc = np.asarray(y_enc, dtype=np.float64)
-
-    layout, theta, Xg, Xe = fitted_layout(model, X)
-    scores, hessian, posterior = mixture_derivatives(layout, theta, Xg, Xe, y_enc, w)
-    log_likelihood = float(w @ logsumexp(log_joint, axis=1))
-    n_samples, n_parameters = float(w.sum()), layout.size
+    log_likelihood = float(sample_weight @ logsumexp(log_joint, axis=1))
+    n_samples, n_parameters = float(sample_weight.sum()), layout.size
     statistics = {
         "log_likelihood": log_likelihood,
         **information_criteria(
             log_likelihood,
             n_parameters,
             n_samples,
-            posterior_entropy(log_joint, w),
+            posterior_entropy(log_joint, sample_weight),
         ),
         "n_samples": n_samples,
         "n_parameters": n_parameters,
@@ -997,17 +1034,16 @@ def summarize(
     quantile = norm.ppf(1.0 - alpha / 2.0)
     if method == "bootstrap":
         thetas = bootstrap_parameters(
-            model,
-            X,
-            y,
-            w,
+            refit,
+            sample_weight,
             n_bootstrap=n_bootstrap,
             random_state=random_state,
             n_jobs=n_jobs,
             layout=layout,
+            X=X,
             Xg=Xg,
             Xe=Xe,
-            y_enc=y_enc,
+            y_enc=y,
             reference_posterior=posterior,
         )
         if thetas.shape[0] < 2:
@@ -1027,8 +1063,8 @@ def summarize(
             "their posteriors (Hungarian algorithm, within each gate)."
         )
     else:
-        weight_scale = float(np.mean(w))
-        information = -hessian + model_penalty(model, layout, theta, weight_scale)
+        weight_scale = float(np.mean(sample_weight))
+        information = -hessian + model_penalty(mixture, layout, theta, weight_scale)
         try:
             inverse = invert_information(information)
         except np.linalg.LinAlgError as error:
@@ -1042,35 +1078,36 @@ def summarize(
                 "more data, fewer experts, a larger gate_alpha, or "
                 "method='bootstrap'."
             ) from error
-        _warn_unconverged(model, layout, theta, scores, w, information, inverse)
+        _warn_unconverged(
+            mixture, layout, theta, scores, sample_weight, information, inverse
+        )
         if method == "observed":
             covariance = 0.5 * (inverse + inverse.T)
             description = "observed information (Louis' identity), penalised"
         else:
-            covariance = robust_covariance(inverse, scores, w)
+            covariance = robust_covariance(inverse, scores, sample_weight)
             description = "sandwich (Huber-White), penalised information"
         se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
         ci = np.column_stack([theta - quantile * se, theta + quantile * se])
         notes.append(
             "Penalties in the information (the fit's curvature): gate_alpha="
-            f"{model.gate_alpha:g} on standardized gate features"
+            f"{mixture.gate_alpha:g} on standardized gate features"
             + (
-                ", the variance prior (reg_variance="
-                f"{model._expert_pool.reg_variance:g})"
+                f", the variance prior (reg_variance={mixture.pool.reg_variance:g})"
                 if layout.kind == "gaussian"
                 else ""
             )
             + (
-                f", the experts' L2 penalty (alpha={model._expert_pool.alpha:g})"
-                if model._expert_pool.alpha
+                f", the experts' L2 penalty (alpha={mixture.pool.alpha:g})"
+                if mixture.pool.alpha
                 else ""
             )
             + "."
         )
-    names = getattr(model, "feature_names_in_", None)
+    names = mixture.feature_names_in
     if names is None:
         names = [f"x{i}" for i in range(X.shape[1])]
-    block, term = parameter_labels(model, layout, [str(n) for n in names])
+    block, term = parameter_labels(mixture, layout, [str(n) for n in names])
     return MixtureSummary(
         block,
         term,
@@ -1081,5 +1118,5 @@ def summarize(
         description,
         alpha,
         notes,
-        title=f"{type(model).__name__}, hierarchy {layout.hierarchy}: summary",
+        title=f"{mixture.estimator_name}, hierarchy {layout.hierarchy}: summary",
     )

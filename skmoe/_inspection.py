@@ -9,18 +9,34 @@ criteria (``aic``, ``bic``, ``icl``) and the table of standard errors
 NumPy, torch or Dask input, as prediction does.
 """
 
+import copy
+import warnings
+from functools import partial
+
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from skmoe._backend import (
     as_input_kind,
     get_namespace,
     logsumexp,
     target_like,
+    tensor_to_numpy,
     to_numpy,
 )
 from skmoe._dask import is_dask_array
-from skmoe._inference import information_criteria, posterior_entropy, summarize
+from skmoe._inference import (
+    FittedMixture,
+    check_summary_support,
+    information_criteria,
+    posterior_entropy,
+    summarize,
+)
 from skmoe._routing import route_log_weights, routed_log_joint
 from skmoe._threads import limits_threads
 from skmoe._validation import check_dask_features, validate_predict_data
@@ -348,14 +364,81 @@ class InspectionMixin:
                 "matrix sums over them in NumPy); pass X.compute() and "
                 "y.compute(), or a sample of them."
             )
+        check_is_fitted(self)
+        mixture = self._fitted_mixture()
+        check_summary_support(mixture, method, alpha)
+        X, y, y_encoded, sample_weight, log_joint = self._summary_rows(
+            X, y, sample_weight
+        )
         return summarize(
-            self,
+            mixture,
             X,
-            y,
+            y_encoded,
             sample_weight,
+            log_joint,
             method=method,
             alpha=alpha,
             n_bootstrap=n_bootstrap,
             random_state=random_state,
             n_jobs=n_jobs,
+            refit=partial(self._refit_from_here, X, y),
         )
+
+    def _fitted_mixture(self):
+        """Return the fitted mixture as :mod:`skmoe._inference` reads it."""
+        return FittedMixture(
+            gate=self.gate_,
+            pool=self._expert_pool,
+            gate_alpha=self.gate_alpha,
+            tol=self.tol,
+            routing=self.routing,
+            classes=self.classes_ if self._is_classifier() else None,
+            feature_names_in=getattr(self, "feature_names_in_", None),
+            n_experts=self.n_experts_,
+            n_pruned_experts=self.n_pruned_experts_,
+            expert_description=self._expert_description(),
+            estimator_name=type(self).__name__,
+        )
+
+    def _summary_rows(self, X, y, sample_weight):
+        """Return ``summary``'s rows in NumPy float64 and their routed log joint.
+
+        ``(X, y, y_encoded, sample_weight, log_joint)``: ``y`` as validated
+        (a refit takes it), ``y_encoded`` as the likelihood takes it.
+        """
+        # The model's own routed likelihood, on the data as given (their
+        # feature names checked against the fit's).
+        log_joint = self._routed_log_joint(X, y)
+        X, y = validate_data(
+            self,
+            tensor_to_numpy(X),
+            tensor_to_numpy(y),
+            reset=False,
+            dtype=np.float64,
+            y_numeric=not self._is_classifier(),
+        )
+        sample_weight = _check_sample_weight(
+            tensor_to_numpy(sample_weight),
+            X,
+            dtype=np.float64,
+            ensure_non_negative=True,
+        )
+        y_encoded = self._encode_targets(y, reset=False)
+        if not self._is_classifier():
+            y_encoded = np.asarray(y_encoded, dtype=np.float64)
+        return X, y, y_encoded, sample_weight, log_joint
+
+    def _refit_from_here(self, X, y, sample_weight):
+        """Return the fitted mixture of a copy refitted from this fit.
+
+        ``summary``'s bootstrap refit: the copy starts from this fit's
+        parameters (``warm_start``) on rows weighted by resampled counts;
+        its warnings are the bootstrap's to ignore.
+        """
+        refit = copy.deepcopy(self)
+        refit.set_params(warm_start=True, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            refit.fit(X, y, sample_weight=sample_weight)
+        return refit._fitted_mixture()

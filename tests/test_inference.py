@@ -214,12 +214,13 @@ def test_fit_is_a_stationary_point_of_the_penalised_likelihood(
     model = estimator(hierarchy=hierarchy, random_state=0, **TIGHT).fit(
         X, y, sample_weight=w
     )
-    layout, theta, Xg, Xe = fitted_layout(model, X)
+    mixture = model._fitted_mixture()
+    layout, theta, Xg, Xe = fitted_layout(mixture, X)
     y_enc = model._encode_targets(y, reset=False).astype(float)
     if layout.kind == "logistic":
         y_enc = y_enc.astype(int)
     scores, hessian, _ = mixture_derivatives(layout, theta, Xg, Xe, y_enc, w)
-    penalty = model_penalty(model, layout, theta, w.mean())
+    penalty = model_penalty(mixture, layout, theta, w.mean())
     options = {}
     if layout.kind == "gaussian":
         pool = model._expert_pool
@@ -340,7 +341,7 @@ def test_permuted_refit_gives_the_same_table_up_to_the_order(estimator):
         warnings.simplefilter("error", ConvergenceWarning)
         permuted.fit(X, y)
     other = permuted.summary(X, y)
-    layout = fitted_layout(model, X)[0]
+    layout = fitted_layout(model._fitted_mixture(), X)[0]
     order = np.arange(layout.size)
     gate = layout.node_slice(0, 0)
     p = layout.n_gate_columns

@@ -69,14 +69,18 @@ REACHES_THE_ESTIMATOR = {
 }
 
 
+# The names under which lower layers have taken the estimator.
+ESTIMATOR_NAMES = {"estimator", "model", "moe"}
+
+
 def _estimator_private_uses(tree):
-    """Return the lines where a name ``estimator`` reaches a private member."""
+    """Return the lines where a name of the estimator reaches a private member."""
     return [
         node.lineno
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
-        and node.value.id == "estimator"
+        and node.value.id in ESTIMATOR_NAMES
         and node.attr.startswith("_")
         and not node.attr.startswith("__")
     ]
@@ -104,7 +108,11 @@ def test_lower_layers_do_not_reach_the_estimator(module):
 def test_the_reach_check_sees_a_private_call():
     source = "def run(estimator):\n    return estimator._fit_once(max_iter=1)\n"
     assert _estimator_private_uses(ast.parse(source)) == [2]
+    # The names summary's numerics once took the estimator under.
+    source = "def f(model, moe):\n    model.gate_\n    model._pool\n    moe._tol\n"
+    assert _estimator_private_uses(ast.parse(source)) == [3, 4]
     assert _estimator_private_uses(ast.parse("estimator.__class__")) == []
+    assert _estimator_private_uses(ast.parse("self._pool, mixture._pool")) == []
 
 
 def test_the_engine_takes_no_estimator():
@@ -115,7 +123,7 @@ def test_the_engine_takes_no_estimator():
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
     }
-    assert not parameters & {"estimator", "model", "moe"}
+    assert not parameters & ESTIMATOR_NAMES
     assert _estimator_private_uses(tree) == []
 
 
