@@ -121,3 +121,21 @@ def test_cited_benchmark_sections_exist(document):
     for name in names:
         name = " ".join(name.split())
         assert any(heading.startswith(name) for heading in headings), name
+
+
+def test_sections_cited_in_the_code_exist():
+    """Comments cite benchmarks/README.md sections instead of quoting figures."""
+    headings = re.findall(r"^## (.+)$", BENCHMARKS.read_text(), re.M)
+    cited = []
+    for path in sorted((REPOSITORY / "skmoe").glob("*.py")):
+        # A citation may run over comment lines.
+        text = " ".join(re.sub(r"\n\s*#", " ", path.read_text()).split())
+        for name in re.findall(r'benchmarks/README\.md`*,\s+"([^"]+)"', text):
+            cited.append((path.name, name))
+    assert cited
+    missing = [
+        (module, name)
+        for module, name in cited
+        if not any(heading.startswith(name) for heading in headings)
+    ]
+    assert missing == []
