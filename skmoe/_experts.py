@@ -268,6 +268,10 @@ class _ExpertPool:
     # (``_inference``): "gaussian", "logistic", or None where the experts
     # have no parameter vector of ours.
     parameter_kind = None
+    # Newton steps of an EM iteration's M-step, for pools fitted by Newton's
+    # method (``max_steps`` of their ``m_step``); None where the M-step is
+    # exact (closed form, or the experts' own ``fit``).
+    em_newton_steps = None
 
     def gram_design(self, designs):
         """Return the design whose Gram matrices the M-step takes, or None.
@@ -564,9 +568,11 @@ class LogisticExperts(_ExpertPool):
 
     The M-step improves the experts' weighted, L2-penalised softmax
     regressions by batched, line-searched Newton steps
-    (:meth:`newton_steps`): to convergence on whole arrays and in the
-    starts, one step per EM iteration on summed statistics (the NumPy
-    fast path, Dask), with the penalty of
+    (:meth:`newton_steps`): one step per EM iteration
+    (``em_newton_steps``) on every source of rows (whole arrays, NumPy or
+    torch; summed statistics, the NumPy fast path and Dask), to
+    convergence where experts are fitted afresh (the starts, the refit to
+    the routing), with the penalty of
     ``LogisticRegression``: ``||W||^2 / (2 C)`` on the coefficients of a
     multinomial model and ``||w||^2 / (2 C)`` on the single coefficient
     vector of a binary one (a symmetric softmax with twice the strength).
@@ -595,10 +601,10 @@ class LogisticExperts(_ExpertPool):
         self.coef_ = None
 
     _arrays = ("coef_",)
-    # Newton steps of an EM iteration's M-step on summed statistics: one
-    # line-searched step is a generalised EM step (the objective still never
-    # decreases), and measured against steps to convergence it reaches the
-    # same objective in as many iterations at less than half the cost
+    # One line-searched Newton step per EM iteration is a generalised EM
+    # step (the objective still never decreases); measured against steps to
+    # convergence it reaches the same objective in as many iterations at
+    # less than half the cost, on summed statistics and on whole arrays
     # (benchmarks/README.md, "Classifier speed (issue 16)").
     em_newton_steps = 1
 
@@ -615,11 +621,13 @@ class LogisticExperts(_ExpertPool):
         rows = xp.arange(X.shape[0], device=device(X))
         return xp.log(proba[rows, :, to_device(y_index, X)])
 
-    def m_step(self, designs, y_index, weights):
+    def m_step(self, designs, y_index, weights, *, max_steps=None):
         """Improve every expert given its weights, by :meth:`newton_steps`.
 
         Each step from the statistics of the whole arrays
-        (:func:`~skmoe._softmax.softmax_newton_step`). Returns the new
+        (:func:`~skmoe._softmax.softmax_newton_step`), at most
+        ``max_steps`` (None: to convergence, as a fresh expert's fit needs;
+        an EM iteration takes ``em_newton_steps``). Returns the new
         experts' log-likelihood on the training rows.
         """
         X = designs.source
@@ -649,7 +657,7 @@ class LogisticExperts(_ExpertPool):
             )
 
         self.coef_[refit] = self.newton_steps(
-            take_step, self.coef_[refit], float(xp.sum(weights))
+            take_step, self.coef_[refit], float(xp.sum(weights)), max_steps=max_steps
         )
         return self.log_likelihood(X, y_index)
 
