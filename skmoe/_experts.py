@@ -77,11 +77,12 @@ PROBA_FLOOR = 1e-10
 # Below this total responsibility an expert is not refit (it keeps its
 # parameters): a weighted fit on (almost) no mass is undefined.
 MIN_EXPERT_WEIGHT = 1e-8
-# Newton iterations of the logistic experts' M-step: from the previous EM
-# iteration's coefficients Newton converges in a few steps, and the M-step is
-# then the weighted MLE, as with a refit scikit-learn estimator. An expert
-# whose rows are separable has no finite MLE (its unpenalised intercept
-# diverges, as with LogisticRegression); the cap bounds the work spent on it.
+# Newton iterations of a fresh fit of the logistic experts (a start, the
+# refit to the routing; EM's M-step takes ``em_newton_steps``): Newton
+# converges in a few steps, and the fit is then the weighted MLE, as with a
+# refit scikit-learn estimator. An expert whose rows are separable has no
+# finite MLE (its unpenalised intercept diverges, as with
+# LogisticRegression); the cap bounds the work spent on it.
 _LOGISTIC_MAX_NEWTON = 10
 _LOGISTIC_GAIN_TOL = 1e-12
 
@@ -690,10 +691,11 @@ class LogisticExperts(_ExpertPool):
 
         Line-searched Newton steps on the experts' weighted, penalised
         softmax regressions (:func:`~skmoe._softmax.line_search`: the
-        objective never decreases), at most ``_LOGISTIC_MAX_NEWTON``, until
-        no refit expert gains more than ``_LOGISTIC_GAIN_TOL`` per unit of
-        weight. Wherever the statistics are summed (whole arrays, chunks,
-        blocks), EM takes its logistic experts' M-step here.
+        objective never decreases), at most ``max_steps``, until no refit
+        expert gains more than ``_LOGISTIC_GAIN_TOL`` per unit of weight.
+        Wherever the statistics are summed (whole arrays, chunks, blocks),
+        EM takes its logistic experts' M-step here: ``em_newton_steps``
+        steps, and to convergence for a fresh fit.
 
         Parameters
         ----------
