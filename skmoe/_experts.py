@@ -549,6 +549,18 @@ class LinearGaussianExperts(GaussianNoise, _ExpertPool):
 # ---------------------------------------------------------------------------
 
 
+def _label_log_proba(log_proba, y_index):
+    """Return the floored ``log P_k(y_i | x_i)`` from softmax log-probabilities.
+
+    ``log_proba`` of shape (n_samples, n_experts, n_classes); the
+    probabilities are floored as :meth:`LogisticExperts.predict_proba`'s.
+    """
+    xp = get_namespace(log_proba)
+    proba = floor_proba(xp.exp(log_proba))
+    rows = xp.arange(log_proba.shape[0], device=device(log_proba))
+    return xp.log(proba[rows, :, to_device(y_index, log_proba)])
+
+
 def supports_vectorized_logistic(estimator):
     """Return whether ``estimator`` can be fitted by :class:`LogisticExperts`."""
     if estimator is None:
@@ -617,10 +629,8 @@ class LogisticExperts(_ExpertPool):
 
     def log_likelihood(self, X, y_index):
         """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
-        xp = get_namespace(X)
-        proba = self.predict_proba(X)
-        rows = xp.arange(X.shape[0], device=device(X))
-        return xp.log(proba[rows, :, to_device(y_index, X)])
+        coef = asarray_like(self.coef_, X)
+        return _label_log_proba(softmax_log_proba(add_intercept(X), coef), y_index)
 
     def m_step(self, designs, y_index, weights, *, max_steps=None):
         """Improve every expert given its weights, by :meth:`newton_steps`.
@@ -647,8 +657,10 @@ class LogisticExperts(_ExpertPool):
         refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
         refit_weights = weights[:, refit]
 
+        found = {}
+
         def take_step(coef, log_proba, last):
-            return softmax_newton_step(
+            coef, gain, found["log_proba"] = softmax_newton_step(
                 design,
                 coef,
                 targets,
@@ -656,11 +668,16 @@ class LogisticExperts(_ExpertPool):
                 alpha=self.alpha,
                 log_proba=log_proba,
             )
+            return coef, gain, found["log_proba"]
 
         self.coef_[refit] = self.newton_steps(
             take_step, self.coef_[refit], float(xp.sum(weights)), max_steps=max_steps
         )
-        return self.log_likelihood(X, y_index)
+        if not bool(xp.all(refit)):
+            return self.log_likelihood(X, y_index)
+        # The last step's log-probabilities are those of the new
+        # coefficients: the log-likelihood needs no pass of its own.
+        return _label_log_proba(found["log_proba"], y_index)
 
     def block_statistics(self, designs, y_index, weights, *, gram=None, coef=None):
         """Return the experts' Newton statistics on a block of rows (NumPy).
