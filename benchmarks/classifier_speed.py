@@ -13,12 +13,13 @@ yardstick of the issue's second target.
 
 Per fit: the wall time, the EM iterations of every run in it (the start's
 runs, the restarts and the split-and-merge moves, counted where every EM run
-passes), the time per row and iteration (wall time / rows / iterations) and
+passes), the time per row and iteration (wall time / rows / iterations),
 the final objective (``objective_history_[-1]``, the mean penalised
-log-likelihood EM maximises: higher is better). ``--kind regressor`` pairs
-the two versions on the regressor instead (the fused path's target), and
-``--params`` gives both versions the same parameters (``backend="torch"``
-for the torch target).
+log-likelihood EM maximises: higher is better) and the mean log-likelihood
+of as many held-out rows of the same model (higher is better).
+``--kind regressor`` pairs the two versions on the regressor instead (the
+fused path's target), and ``--params`` gives both versions the same
+parameters.
 
 Run from the repository root::
 
@@ -26,6 +27,11 @@ Run from the repository root::
     python benchmarks/classifier_speed.py --seeds 0,1,2,3,4 --threads 1
     python benchmarks/classifier_speed.py --params '{"split_merge": 2}'
     python benchmarks/classifier_speed.py --kind regressor --n-samples 100000
+    python benchmarks/classifier_speed.py --base /tmp/before --seeds 0,1,2 \
+        --params '{"backend": "torch", "device": "cpu"}'
+
+``--params`` with ``"backend": "torch"`` fits on torch tensors (the
+whole-array EM); ``--threads`` then limits torch's threads too.
 """
 
 import argparse
@@ -34,10 +40,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKER = r"""
 import json, sys, time
+import numpy as np
 from threadpoolctl import threadpool_limits
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._base import BaseMixtureOfExperts
@@ -73,16 +82,29 @@ else:
     X, y = make_moe_regression(n, 10, 4, random_state=1)[:2]
     model = MixtureOfExpertsRegressor(n_experts=4, random_state=seed, **params)
 limits = {} if threads == "all" else {"limits": int(threads)}
+if params.get("backend") == "torch" and threads != "all":
+    import torch  # its own thread pool, which threadpoolctl does not limit
+
+    torch.set_num_threads(int(threads))
 with threadpool_limits(**limits):
     started = time.perf_counter()
     model.fit(X, y)
     elapsed = time.perf_counter() - started
-print(json.dumps({
+found = {
     "time": elapsed,
     "iterations": iterations[0],
     "n_iter": int(model.n_iter_),
     "objective": float(model.objective_history_[-1]),
-}))
+}
+if kind == "classifier":
+    # Held-out rows: rows n to 2n of the same generator (the model is drawn
+    # first, then X row by row, then the labels), which the fit never saw.
+    Xt, yt = make_moe_classification(
+        n_samples=2 * n, n_features=10, n_experts=4, n_classes=3, random_state=1
+    )
+    proba = model.predict_proba(Xt[n:])
+    found["test_log_lik"] = float(np.mean(np.log(proba[np.arange(n), yt[n:]])))
+print(json.dumps(found))
 """
 
 
@@ -135,9 +157,9 @@ def main(argv=None):
     print(
         "| seed | before s | after s | speed-up | before iters | after iters "
         "| before us/row/iter | after us/row/iter | before objective "
-        "| after objective |"
+        "| after objective | before test log-lik | after test log-lik |"
     )
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 12)
     totals = {"before": 0.0, "after": 0.0}
     per_row = {"before": [], "after": []}
     for seed in seeds:
@@ -154,7 +176,8 @@ def main(argv=None):
             f"| {b['time'] / a['time']:.2f}x | {b['iterations']} "
             f"| {a['iterations']} | {b['us_per_row_iter']:.2f} "
             f"| {a['us_per_row_iter']:.2f} | {b['objective']:.8f} "
-            f"| {a['objective']:.8f} |",
+            f"| {a['objective']:.8f} | {b.get('test_log_lik', np.nan):.8f} "
+            f"| {a.get('test_log_lik', np.nan):.8f} |",
             flush=True,
         )
     regressor = []

@@ -305,6 +305,7 @@ def array_m_step(
     *,
     alpha,
     gate_steps=1,
+    expert_steps=None,
     level_log_probas=None,
 ):
     """Refit the experts and improve the gates given responsibilities.
@@ -326,6 +327,11 @@ def array_m_step(
         The gates' L2 penalty.
     gate_steps : int, default=1
         Newton steps per gate (a start fits its fresh gate with several).
+    expert_steps : int, default=None
+        At most this many Newton steps for experts fitted by Newton's method
+        (``max_steps`` of the pool's M-step): an EM iteration takes the
+        pool's ``em_newton_steps``; None fits them to convergence, as a
+        start's fresh experts need. Other pools' M-steps are exact.
     level_log_probas : list of arrays, default=None
         The gates' log-probabilities at the current coefficients, when the
         E-step has them.
@@ -352,10 +358,10 @@ def array_m_step(
         level_log_probas=level_log_probas,
         shared_gram_weights=[weights] if shared else [],
     )
-    if shared:
-        log_expert = pool.m_step(designs, y, weights, gram=grams[0])
-    else:
-        log_expert = pool.m_step(designs, y, weights)
+    how = {"gram": grams[0]} if shared else {}
+    if expert_steps is not None:
+        how["max_steps"] = expert_steps
+    log_expert = pool.m_step(designs, y, weights, **how)
     return log_expert, level_log_probas
 
 
@@ -404,13 +410,18 @@ class ArrayRows:
         )
 
     def m_step(self, gate, pool, e_step, *, alpha, routing, top_k):
-        """Update the model in place to fit the E-step's responsibilities."""
+        """Update the model in place to fit the E-step's responsibilities.
+
+        A generalised EM step where the experts are fitted by Newton's
+        method: ``em_newton_steps`` line-searched steps, as on summed rows.
+        """
         log_expert, level_log_probas = array_m_step(
             gate,
             pool,
             *self.rows(),
             e_step.state,
             alpha=alpha,
+            expert_steps=pool.em_newton_steps,
             level_log_probas=self._joint[0],
         )
         self._joint = (level_log_probas, log_expert)

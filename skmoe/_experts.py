@@ -77,11 +77,12 @@ PROBA_FLOOR = 1e-10
 # Below this total responsibility an expert is not refit (it keeps its
 # parameters): a weighted fit on (almost) no mass is undefined.
 MIN_EXPERT_WEIGHT = 1e-8
-# Newton iterations of the logistic experts' M-step: from the previous EM
-# iteration's coefficients Newton converges in a few steps, and the M-step is
-# then the weighted MLE, as with a refit scikit-learn estimator. An expert
-# whose rows are separable has no finite MLE (its unpenalised intercept
-# diverges, as with LogisticRegression); the cap bounds the work spent on it.
+# Newton iterations of a fresh fit of the logistic experts (a start, the
+# refit to the routing; EM's M-step takes ``em_newton_steps``): Newton
+# converges in a few steps, and the fit is then the weighted MLE, as with a
+# refit scikit-learn estimator. An expert whose rows are separable has no
+# finite MLE (its unpenalised intercept diverges, as with
+# LogisticRegression); the cap bounds the work spent on it.
 _LOGISTIC_MAX_NEWTON = 10
 _LOGISTIC_GAIN_TOL = 1e-12
 
@@ -268,6 +269,10 @@ class _ExpertPool:
     # (``_inference``): "gaussian", "logistic", or None where the experts
     # have no parameter vector of ours.
     parameter_kind = None
+    # Newton steps of an EM iteration's M-step, for pools fitted by Newton's
+    # method (``max_steps`` of their ``m_step``); None where the M-step is
+    # exact (closed form, or the experts' own ``fit``).
+    em_newton_steps = None
 
     def gram_design(self, designs):
         """Return the design whose Gram matrices the M-step takes, or None.
@@ -544,6 +549,18 @@ class LinearGaussianExperts(GaussianNoise, _ExpertPool):
 # ---------------------------------------------------------------------------
 
 
+def _label_log_proba(log_proba, y_index):
+    """Return the floored ``log P_k(y_i | x_i)`` from softmax log-probabilities.
+
+    ``log_proba`` of shape (n_samples, n_experts, n_classes); the
+    probabilities are floored as :meth:`LogisticExperts.predict_proba`'s.
+    """
+    xp = get_namespace(log_proba)
+    proba = floor_proba(xp.exp(log_proba))
+    rows = xp.arange(log_proba.shape[0], device=device(log_proba))
+    return xp.log(proba[rows, :, to_device(y_index, log_proba)])
+
+
 def supports_vectorized_logistic(estimator):
     """Return whether ``estimator`` can be fitted by :class:`LogisticExperts`."""
     if estimator is None:
@@ -564,9 +581,11 @@ class LogisticExperts(_ExpertPool):
 
     The M-step improves the experts' weighted, L2-penalised softmax
     regressions by batched, line-searched Newton steps
-    (:meth:`newton_steps`): to convergence on whole arrays and in the
-    starts, one step per EM iteration on summed statistics (the NumPy
-    fast path, Dask), with the penalty of
+    (:meth:`newton_steps`): one step per EM iteration
+    (``em_newton_steps``) on every source of rows (whole arrays, NumPy or
+    torch; summed statistics, the NumPy fast path and Dask), to
+    convergence where experts are fitted afresh (the starts, the refit to
+    the routing), with the penalty of
     ``LogisticRegression``: ``||W||^2 / (2 C)`` on the coefficients of a
     multinomial model and ``||w||^2 / (2 C)`` on the single coefficient
     vector of a binary one (a symmetric softmax with twice the strength).
@@ -595,10 +614,10 @@ class LogisticExperts(_ExpertPool):
         self.coef_ = None
 
     _arrays = ("coef_",)
-    # Newton steps of an EM iteration's M-step on summed statistics: one
-    # line-searched step is a generalised EM step (the objective still never
-    # decreases), and measured against steps to convergence it reaches the
-    # same objective in as many iterations at less than half the cost
+    # One line-searched Newton step per EM iteration is a generalised EM
+    # step (the objective still never decreases); measured against steps to
+    # convergence it reaches the same objective in as many iterations at
+    # less than half the cost, on summed statistics and on whole arrays
     # (benchmarks/README.md, "Classifier speed (issue 16)").
     em_newton_steps = 1
 
@@ -610,16 +629,16 @@ class LogisticExperts(_ExpertPool):
 
     def log_likelihood(self, X, y_index):
         """Return ``log P_k(y_i | x_i)`` for class indices ``y_index``."""
-        xp = get_namespace(X)
-        proba = self.predict_proba(X)
-        rows = xp.arange(X.shape[0], device=device(X))
-        return xp.log(proba[rows, :, to_device(y_index, X)])
+        coef = asarray_like(self.coef_, X)
+        return _label_log_proba(softmax_log_proba(add_intercept(X), coef), y_index)
 
-    def m_step(self, designs, y_index, weights):
+    def m_step(self, designs, y_index, weights, *, max_steps=None):
         """Improve every expert given its weights, by :meth:`newton_steps`.
 
         Each step from the statistics of the whole arrays
-        (:func:`~skmoe._softmax.softmax_newton_step`). Returns the new
+        (:func:`~skmoe._softmax.softmax_newton_step`), at most
+        ``max_steps`` (None: to convergence, as a fresh expert's fit needs;
+        an EM iteration takes ``em_newton_steps``). Returns the new
         experts' log-likelihood on the training rows.
         """
         X = designs.source
@@ -638,8 +657,10 @@ class LogisticExperts(_ExpertPool):
         refit = xp.sum(weights, axis=0) > MIN_EXPERT_WEIGHT
         refit_weights = weights[:, refit]
 
+        found = {}
+
         def take_step(coef, log_proba, last):
-            return softmax_newton_step(
+            coef, gain, found["log_proba"] = softmax_newton_step(
                 design,
                 coef,
                 targets,
@@ -647,11 +668,16 @@ class LogisticExperts(_ExpertPool):
                 alpha=self.alpha,
                 log_proba=log_proba,
             )
+            return coef, gain, found["log_proba"]
 
         self.coef_[refit] = self.newton_steps(
-            take_step, self.coef_[refit], float(xp.sum(weights))
+            take_step, self.coef_[refit], float(xp.sum(weights)), max_steps=max_steps
         )
-        return self.log_likelihood(X, y_index)
+        if not bool(xp.all(refit)):
+            return self.log_likelihood(X, y_index)
+        # The last step's log-probabilities are those of the new
+        # coefficients: the log-likelihood needs no pass of its own.
+        return _label_log_proba(found["log_proba"], y_index)
 
     def block_statistics(self, designs, y_index, weights, *, gram=None, coef=None):
         """Return the experts' Newton statistics on a block of rows (NumPy).
@@ -682,10 +708,11 @@ class LogisticExperts(_ExpertPool):
 
         Line-searched Newton steps on the experts' weighted, penalised
         softmax regressions (:func:`~skmoe._softmax.line_search`: the
-        objective never decreases), at most ``_LOGISTIC_MAX_NEWTON``, until
-        no refit expert gains more than ``_LOGISTIC_GAIN_TOL`` per unit of
-        weight. Wherever the statistics are summed (whole arrays, chunks,
-        blocks), EM takes its logistic experts' M-step here.
+        objective never decreases), at most ``max_steps``, until no refit
+        expert gains more than ``_LOGISTIC_GAIN_TOL`` per unit of weight.
+        Wherever the statistics are summed (whole arrays, chunks, blocks),
+        EM takes its logistic experts' M-step here: ``em_newton_steps``
+        steps, and to convergence for a fresh fit.
 
         Parameters
         ----------

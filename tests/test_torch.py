@@ -15,10 +15,12 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
-from skmoe._experts import _LOGISTIC_MAX_NEWTON, LogisticExperts
+from skmoe._experts import LogisticExperts
+from skmoe._softmax import _ROUNDING_SLACK
 from skmoe.datasets import make_moe_classification, make_moe_regression
 
 torch = pytest.importorskip("torch")
@@ -98,13 +100,10 @@ def test_regressor_numpy_and_torch_agree(regression, structure, routing):
 
 @pytest.mark.parametrize("routing", ROUTINGS, ids=lambda p: p["routing"])
 @pytest.mark.parametrize("structure", STRUCTURES, ids=["flat", "tree"])
-def test_classifier_numpy_and_torch_agree(
-    classification, structure, routing, monkeypatch
-):
+def test_classifier_numpy_and_torch_agree(classification, structure, routing):
     X, y = classification
-    # torch takes the whole-array EM, whose logistic M-step is Newton to
-    # convergence; NumPy's fused EM takes one step unless told otherwise.
-    monkeypatch.setattr(LogisticExperts, "em_newton_steps", _LOGISTIC_MAX_NEWTON)
+    # torch takes the whole-array EM, NumPy the fused one: both take
+    # em_newton_steps line-searched Newton steps per M-step.
     # One k-means start: a screen's 60 extra iterations would compound the
     # backends' rounding beyond what the tolerance of 15 iterations allows.
     params = {"init_params": "kmeans", "random_state": 0, "max_iter": 15, "tol": 0.0}
@@ -200,6 +199,83 @@ def test_float32_stays_close_to_float64(regression, float32_tolerance):
         rtol=0,
         atol=float32_tolerance(fit_predict_proba, X, y),
     )
+
+
+# ---------------------------------------------------------------------------
+# EM on whole arrays
+# ---------------------------------------------------------------------------
+
+
+# Soft EM and classification EM (hard routing trained by EM: each iteration
+# raises its bound too), flat and a tree.
+WHOLE_ARRAY_EM = {
+    "flat-soft": {"n_experts": 4},
+    "tree-soft": {"hierarchy": (2, 2)},
+    "flat-hard": {"n_experts": 4, "routing": "hard", "train_routing": "em"},
+    "tree-hard": {"hierarchy": (2, 2), "routing": "hard", "train_routing": "em"},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("case", WHOLE_ARRAY_EM)
+def test_one_newton_step_per_m_step_never_decreases_the_objective(
+    case, dtype, monkeypatch
+):
+    # Each EM iteration on whole arrays takes one line-searched Newton step
+    # on the logistic experts (a generalised EM): the objective may not
+    # fall by more than its rounding. Sharp experts, barely penalised, are
+    # close to separable and full Newton steps overshoot: without the line
+    # search the flat soft fit loses 4e-2 per row in an iteration.
+    X, y = make_moe_classification(
+        n_samples=300,
+        n_features=3,
+        n_experts=4,
+        n_classes=3,
+        expert_scale=30.0,
+        random_state=0,
+    )
+    X = torch.from_numpy(X).to(dtype)
+    steps = []
+    newton_steps = LogisticExperts.newton_steps
+
+    def counted(self, take_step, *args, **kwargs):
+        def step(*step_args):
+            steps[-1] += 1
+            return take_step(*step_args)
+
+        steps.append(0)
+        return newton_steps(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticExperts, "newton_steps", counted)
+    n_iter = 30
+    moe = fit(
+        MixtureOfExpertsClassifier(
+            LogisticRegression(C=1e4), backend="torch", device="cpu"
+        ),
+        X,
+        y,
+        init_params="kmeans",
+        random_state=0,
+        max_iter=n_iter,
+        tol=0.0,
+        split_merge=0,
+        **WHOLE_ARRAY_EM[case],
+    )
+    assert moe.n_iter_ == n_iter
+    # The objective per row is a mean of n log-probabilities: summed in the
+    # fit's precision, each of two objectives compared is off by at most
+    # n * eps of its magnitude (Higham's gamma_n, a worst case); the line
+    # searches accept a loss of _ROUNDING_SLACK of it besides.
+    eps = torch.finfo(dtype).eps
+    history = np.asarray(moe.objective_history_, dtype=np.float64)
+    rtol = 2 * X.shape[0] * eps + _ROUNDING_SLACK
+    slack = rtol * np.maximum(1.0, np.abs(history[:-1]))
+    drops = history[:-1] - history[1:]
+    assert np.all(drops <= slack), f"largest drop {drops.max():.3e}"
+    # EM's own M-steps (the last run's) took one step each; the start's
+    # fresh experts were fitted with more.
+    assert steps[-n_iter:] == [LogisticExperts.em_newton_steps] * n_iter
+    assert max(steps[:-n_iter]) > 1
 
 
 # ---------------------------------------------------------------------------
