@@ -109,3 +109,27 @@ def _float32_tolerance(fit_predict, X, y, *, n_perturbations=3, seed=0):
 def float32_tolerance():
     """The error bound of a float32 fit's output against its float64 twin."""
     return _float32_tolerance
+
+
+@pytest.fixture
+def newton_step_counts(monkeypatch):
+    """Record the Newton steps each M-step of the logistic experts takes.
+
+    A list with one count per call of ``LogisticExperts.newton_steps``, in
+    the order of the calls.
+    """
+    from skmoe._experts import LogisticExperts
+
+    steps = []
+    newton_steps = LogisticExperts.newton_steps
+
+    def counted(self, take_step, *args, **kwargs):
+        def step(*step_args):
+            steps[-1] += 1
+            return take_step(*step_args)
+
+        steps.append(0)
+        return newton_steps(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticExperts, "newton_steps", counted)
+    return steps

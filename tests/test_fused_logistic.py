@@ -15,7 +15,6 @@ import skmoe._fitting
 from skmoe import MixtureOfExpertsClassifier
 from skmoe._backend import DesignCache
 from skmoe._blockwise import ArrayBlocks
-from skmoe._experts import LogisticExperts
 from skmoe._fused_logistic import FusedLogisticRows
 from skmoe.datasets import make_moe_classification
 
@@ -131,23 +130,12 @@ def test_fused_em_equals_the_whole_array_em(case, data, monkeypatch):
 
 
 def test_one_newton_step_per_m_step_never_decreases_the_objective(
-    data, monkeypatch, assert_never_decreases
+    data, newton_step_counts, assert_never_decreases
 ):
     # The fused EM's logistic M-step is one line-searched Newton step (a
     # generalised EM): the objective still never decreases.
     X, y, sample_weight = data
-    steps = []
-    newton_steps = LogisticExperts.newton_steps
-
-    def counted(self, take_step, *args, **kwargs):
-        def step(*step_args):
-            steps[-1] += 1
-            return take_step(*step_args)
-
-        steps.append(0)
-        return newton_steps(self, step, *args, **kwargs)
-
-    monkeypatch.setattr(LogisticExperts, "newton_steps", counted)
+    steps = newton_step_counts
     moe = MixtureOfExpertsClassifier(
         n_experts=4, random_state=0, tol=0.0, max_iter=30, split_merge=0
     )

@@ -219,7 +219,7 @@ WHOLE_ARRAY_EM = {
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("case", WHOLE_ARRAY_EM)
 def test_one_newton_step_per_m_step_never_decreases_the_objective(
-    case, dtype, monkeypatch
+    case, dtype, newton_step_counts
 ):
     # Each EM iteration on whole arrays takes one line-searched Newton step
     # on the logistic experts (a generalised EM): the objective may not
@@ -235,18 +235,7 @@ def test_one_newton_step_per_m_step_never_decreases_the_objective(
         random_state=0,
     )
     X = torch.from_numpy(X).to(dtype)
-    steps = []
-    newton_steps = LogisticExperts.newton_steps
-
-    def counted(self, take_step, *args, **kwargs):
-        def step(*step_args):
-            steps[-1] += 1
-            return take_step(*step_args)
-
-        steps.append(0)
-        return newton_steps(self, step, *args, **kwargs)
-
-    monkeypatch.setattr(LogisticExperts, "newton_steps", counted)
+    steps = newton_step_counts
     n_iter = 30
     moe = fit(
         MixtureOfExpertsClassifier(
