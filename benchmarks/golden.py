@@ -20,11 +20,18 @@ a hand-run check, not a test, for that reason.
 """
 
 import argparse
+import os
 import sys
 import warnings
 
 import numpy as np
 
+# The checkout's skmoe, not an installed copy: a script run by its path has
+# its own folder first on sys.path, and an installed skmoe would be compared
+# with itself.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import skmoe
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe.datasets import make_hme_classification, make_hme_regression
 
@@ -195,6 +202,7 @@ def main(argv=None):
     group.add_argument("--record", help="write the golden fits to this .npz")
     group.add_argument("--compare", help="compare against this .npz")
     args = parser.parse_args(argv)
+    print(f"skmoe from {os.path.dirname(skmoe.__file__)}")
     arrays = {}
     for case in _cases():
         arrays.update(_record(*case))
