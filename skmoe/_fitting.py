@@ -212,10 +212,6 @@ def _run_with_moves(plan, rows, gate, pool, init, rs):
     return run
 
 
-def _fresh_start(plan, rows, init, rs):
-    return fresh_start(plan, rows, init, rs)
-
-
 def _continued(model, init, rs):
     """Return a fitted model's copies as the start of a continued fit."""
     return *model, "continued"
@@ -241,7 +237,7 @@ def fit_rows(plan, rows, random_states, *, n_jobs=None, continued=None):
         EM alone).
     """
     start = (
-        functools.partial(_fresh_start, plan, rows)
+        functools.partial(fresh_start, plan, rows)
         if continued is None
         else functools.partial(_continued, continued)
     )

@@ -64,7 +64,8 @@ class OnlineState:
         start : tuple or None
             None when the start stays; else ``(rows, n_batches)``: the kept
             batches concatenated, and how many batches they came in (the
-            steps they count as).
+            steps they count as). A new start ends the running statistics:
+            stepwise EM begins afresh from it (:meth:`step`).
         """
         if self.start_rows is None:
             return None
