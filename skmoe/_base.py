@@ -176,7 +176,7 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             top_k=self.top_k if self.routing == "topk" else None,
         )
         if continue_fit:
-            self._check_continuation(shape[1], "warm_start=True")
+            self._check_continuation(hierarchy, gate_idx, "warm_start=True")
         em_routing = self._em_routing()
         soft_first = starts_soft(
             self.routing, self.train_routing, self.top_k, math.prod(hierarchy)
@@ -270,8 +270,6 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
         fit = self._fit_blocks if on_blocks else self._fit_rows
         pruned_before = self.gate_.pruned.copy() if continue_fit else None
         result = fit(X, y, sample_weight, continue_fit)
-        if pruned_before is None:
-            pruned_before = np.zeros(math.prod(result.hierarchy), dtype=bool)
         self._set_fitted(result, fit_started=started, pruned_before=pruned_before)
         return self
 
@@ -350,16 +348,13 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             pool.map_arrays(lambda a: asarray_like(a, like))
         return gate, pool
 
-    def _check_continuation(self, n_features, how):
+    def _check_continuation(self, hierarchy, gate_idx, how):
         """Refuse to continue a fit whose structure the parameters changed.
 
-        A continued fit (``how``: warm_start or partial_fit) keeps the tree,
-        the gate's columns and the fitted experts
-        (:func:`~skmoe._validation.check_continuation`).
+        A continued fit (``how``: warm_start or partial_fit) keeps the tree
+        (``hierarchy``), the gate's columns (``gate_idx``) and the fitted
+        experts (:func:`~skmoe._validation.check_continuation`).
         """
-        hierarchy = resolve_hierarchy(self.hierarchy, self.n_experts)
-        names = getattr(self, "feature_names_in_", None)
-        gate_idx = resolve_gate_features(self.gate_features, n_features, names)
 
         def template(estimator):
             return self._default_expert() if estimator is None else estimator
@@ -487,7 +482,12 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
             online = OnlineState()
             pruned_before = None
         else:
-            self._check_continuation(X.shape[1], "partial_fit")
+            names = getattr(self, "feature_names_in_", None)
+            self._check_continuation(
+                resolve_hierarchy(self.hierarchy, self.n_experts),
+                resolve_gate_features(self.gate_features, X.shape[1], names),
+                "partial_fit",
+            )
             # The step changes the model and the running statistics in
             # place: it works on copies, so that a failed call leaves the
             # model as it was (_keeps_state_on_failure).
@@ -519,8 +519,6 @@ class BaseMixtureOfExperts(InspectionMixin, BaseEstimator, metaclass=ABCMeta):
         self.n_pruned_experts_ = int(self.gate_.pruned.sum())
         self.experts_ = self._expert_pool.to_estimators(X.shape[1])
         self._after_fit(self._expert_pool)
-        if pruned_before is None:
-            pruned_before = np.zeros_like(self.gate_.pruned)
         warn_pruned(self.gate_, pruned_before)
         return self
 

@@ -4,8 +4,9 @@ The estimator checks its data and resolves its parameters into a
 :class:`FitPlan`; this module runs the fit's restarts from the plan on rows
 held in memory (NumPy arrays or torch tensors, :func:`fit_rows`), on the
 blocks of a dask array (:func:`fit_blocks`), or the single run that starts
-``partial_fit`` (:func:`fit_start`), and returns their
-:class:`~skmoe._restarts.Restarts`, of which the estimator keeps the best.
+``partial_fit`` (:func:`fit_start`), and returns a :class:`Fit`: the
+restarts (:class:`~skmoe._restarts.Restarts`), of which the estimator keeps
+the best, and how to score the kept model on the fit's rows.
 It never sees the estimator: the plan carries the expert factory and the
 target's columns as callables (docs/design.md §3.3).
 """
@@ -273,9 +274,7 @@ def fit_blocks(plan, X, y, sample_weight, random_states, *, continued=None):
     if continued is None:
         scale = gate_penalty_scale(X, sample_weight, plan.gate_idx)
 
-    def start(init, rs):
-        if continued is not None:
-            return _continued(continued, init, rs)
+    def fresh(init, rs):
         rows, _ = start_rows(X.shape[0], rs, plan.em.gate_alpha)
         Xs, ys, ws = sample_rows(rows, X, y, sample_weight)
         start_rows_ = (DesignCache(Xs, host=Xs), ys, ws)
@@ -287,12 +286,12 @@ def fit_blocks(plan, X, y, sample_weight, random_states, *, continued=None):
             gate, pool, source, plan.em, max_iter=plan.start.max_iter, init=init
         )
 
+    start = fresh if continued is None else functools.partial(_continued, continued)
     restarts = fit_restarts(
         start, run, random_states, in_parallel=False, verbose=plan.em.verbose
     )
-    log_likelihood = functools.partial(
-        _blocks_log_likelihood, plan, X, y, sample_weight
-    )
+    # The blocks EM ran on (persisted once on a cluster) score the kept model.
+    log_likelihood = functools.partial(_blocks_log_likelihood, plan, blocks)
     return Fit(plan.hierarchy, restarts, log_likelihood)
 
 
@@ -321,9 +320,9 @@ def _rows_log_likelihood(plan, rows, gate, pool):
     return float(sample_weight @ log_lik) / float(sample_weight.sum())
 
 
-def _blocks_log_likelihood(plan, X, y, sample_weight, gate, pool):
-    """Return :func:`_rows_log_likelihood` of dask arrays, summed by blocks."""
-    found = DaskBlocks(X, y, sample_weight).sum(
+def _blocks_log_likelihood(plan, blocks, gate, pool):
+    """Return :func:`_rows_log_likelihood` of :class:`DaskBlocks`, summed."""
+    found = blocks.sum(
         likelihood_statistics,
         gate=gate,
         pool=pool,

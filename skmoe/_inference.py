@@ -705,8 +705,6 @@ class FittedMixture(NamedTuple):
         The classes of a classifier; None for a regressor.
     feature_names_in : ndarray of str or None
         The fit's feature names, where it had some.
-    n_experts, n_pruned_experts : int
-        Experts of the model and how many of them the fit pruned.
     expert_description : str
         The experts as an error message names them.
     estimator_name : str
@@ -720,8 +718,6 @@ class FittedMixture(NamedTuple):
     routing: str
     classes: object
     feature_names_in: object
-    n_experts: int
-    n_pruned_experts: int
     expert_description: str
     estimator_name: str
 
@@ -849,7 +845,7 @@ def _refit_parameters(refit, counts, reference_posterior, layout, X, Xg, Xe, y_e
     Returns None when the refit pruned an expert.
     """
     fitted = refit(counts)
-    if fitted.n_pruned_experts:
+    if fitted.gate.pruned.any():
         return None
     _, theta, _, _ = fitted_layout(fitted, X)
     gate_coef, params = unpack(layout, theta)
@@ -950,13 +946,14 @@ def check_summary_support(mixture, method, alpha):
             "resampled with sklearn.utils.resample and take the spread of "
             "their predictions."
         )
-    if mixture.n_pruned_experts:
+    n_pruned = int(mixture.gate.pruned.sum())
+    if n_pruned:
         raise ValueError(
-            f"{mixture.n_pruned_experts} expert(s) were pruned during the fit "
+            f"{n_pruned} expert(s) were pruned during the fit "
             "(their responsibility starved): their parameters are not "
             "estimated and the model sits on the boundary of its parameter "
             "space. Refit with fewer experts (n_experts="
-            f"{mixture.n_experts - mixture.n_pruned_experts}) before summary."
+            f"{mixture.gate.n_leaves - n_pruned}) before summary."
         )
     if mixture.routing != "soft" and method != "bootstrap":
         raise ValueError(

@@ -29,7 +29,7 @@ from skmoe._backend import (
     tensor_to_numpy,
     to_numpy,
 )
-from skmoe._dask import is_dask_array
+from skmoe._dask import is_dask_array, map_method
 from skmoe._inference import (
     FittedMixture,
     check_summary_support,
@@ -58,8 +58,6 @@ class InspectionMixin:
 
     def _map_dask(self, method, X, *rows, **options):
         """Apply a prediction method block by block to a dask array ``X``."""
-        from skmoe._dask import map_method
-
         check_is_fitted(self)
         check_dask_features(self, X, reset=False)
         return map_method(self, method, X, *rows, **options)
@@ -394,8 +392,6 @@ class InspectionMixin:
             routing=self.routing,
             classes=self.classes_ if self._is_classifier() else None,
             feature_names_in=getattr(self, "feature_names_in_", None),
-            n_experts=self.n_experts_,
-            n_pruned_experts=self.n_pruned_experts_,
             expert_description=self._expert_description(),
             estimator_name=type(self).__name__,
         )

@@ -48,14 +48,17 @@ def _warn(message, category=UserWarning):
     warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
-def warn_pruned(gate, pruned_before):
+def warn_pruned(gate, pruned_before=None):
     """Warn once about the experts the kept model pruned in this fit.
 
     Pruning is recorded in ``gate.pruned`` as EM goes (in the runs that
     place a tree's experts, the kept run and its restarts alike); only the
     model that is kept is reported, so discarded runs never warn.
+    ``pruned_before`` is the mask of a continued model (None: a fresh fit,
+    nothing pruned before it).
     """
-    pruned = np.flatnonzero(gate.pruned & ~pruned_before)
+    pruned = gate.pruned if pruned_before is None else gate.pruned & ~pruned_before
+    pruned = np.flatnonzero(pruned)
     if pruned.size == 0:
         return
     _warn(
